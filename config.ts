@@ -1,0 +1,91 @@
+/**
+ * The service's configuration: one zod schema, parsed once from the
+ * environment at startup. A bad value stops startup with a message naming the
+ * variable, the value and what it accepts.
+ */
+import { z } from "zod";
+
+export const ZOO_MODEL_URL =
+  "https://github.com/onnx/models/raw/main/validated/vision/classification/resnet/model/resnet50-v1-12.onnx";
+export const ZOO_MODEL_SHA256 = "3f03fdef724b22947eed826f1eef1dc5c34151bb4c37d634f1db89dfa2dd1526";
+export const ZOO_MODEL_BYTES = 102_576_593;
+
+const MiB = 1024 * 1024;
+
+const LOG_LEVELS = ["trace", "debug", "info", "warning", "error", "fatal"] as const;
+const MODEL_SOURCES = ["auto", "file", "zoo", "synthetic"] as const;
+
+/** Environment variables that hold an integer within bounds. */
+const int = (min: number, max: number, fallback: number) =>
+  z.coerce.number({ error: `an integer from ${min} to ${max}` })
+    .int(`an integer from ${min} to ${max}`)
+    .min(min, `an integer from ${min} to ${max}`)
+    .max(max, `an integer from ${min} to ${max}`)
+    .default(fallback);
+
+const nonEmpty = (what: string) => z.string().trim().min(1, what);
+
+export const configSchema = z.object({
+  PORT: int(0, 65535, 8000),
+  HOST: nonEmpty("a host name or IP address").default("0.0.0.0"),
+  MODEL_SOURCE: z.enum(MODEL_SOURCES, { error: `one of ${MODEL_SOURCES.join(", ")}` }).default("auto"),
+  MODEL_PATH: nonEmpty("a path to an ONNX file").optional(),
+  MODEL_DIR: nonEmpty("a directory path").default("./models"),
+  MODEL_NAME: z.string().regex(/^[a-zA-Z0-9_.-]{1,64}$/, "1 to 64 letters, digits, '.', '_' or '-'")
+    .default("resnet50"),
+  MODEL_ZOO_URL: z.url({ protocol: /^https?$/, error: "an http(s) URL" }).default(ZOO_MODEL_URL),
+  MODEL_ZOO_SHA256: z.string().regex(/^[0-9a-f]{64}$/, "64 lowercase hex digits").default(ZOO_MODEL_SHA256),
+  SYNTHETIC_SEED: int(0, 2 ** 32 - 1, 20240601),
+  TOP_K: int(1, 20, 5),
+  MAX_BODY_BYTES: int(1024, 1024 * MiB, 10 * MiB),
+  MAX_IMAGE_PIXELS: int(1, 1_000_000_000, 40_000_000),
+  INTRA_OP_THREADS: int(0, 256, 0),
+  SHUTDOWN_TIMEOUT_MS: int(0, 600_000, 10_000),
+  LOG_LEVEL: z.enum(LOG_LEVELS, { error: `one of ${LOG_LEVELS.join(", ")}` }).default("info"),
+}).superRefine((c, ctx) => {
+  if (c.MODEL_SOURCE === "file" && !c.MODEL_PATH) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["MODEL_PATH"],
+      message: "a path, required when MODEL_SOURCE=file",
+    });
+  }
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+/** Every variable the schema reads: also the list `--allow-env` needs. */
+export const CONFIG_VARIABLES = Object.keys(configSchema.shape) as Array<keyof Config>;
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/**
+ * Parses configuration from `env` (default: the process environment). Empty
+ * strings count as unset, as most shells and compose files produce them.
+ */
+export function loadConfig(env: (name: string) => string | undefined = (n) => Deno.env.get(n)): Config {
+  const raw: Record<string, string> = {};
+  for (const name of CONFIG_VARIABLES) {
+    const v = env(name);
+    if (v !== undefined && v !== "") raw[name] = v;
+  }
+  const result = configSchema.safeParse(raw);
+  if (result.success) return result.data;
+  const lines = result.error.issues.map((issue) => {
+    const name = String(issue.path[0] ?? "configuration");
+    const value = raw[name];
+    const shown = value === undefined ? "(unset)" : JSON.stringify(value);
+    return `${name}=${shown} is invalid: expected ${issue.message}`;
+  });
+  throw new ConfigError(`Invalid configuration: ${lines.join("; ")}`);
+}
+
+/** The effective configuration as `/info` and the startup log show it (nothing here is secret today). */
+export function publicConfig(config: Config): Record<string, unknown> {
+  return { ...config };
+}

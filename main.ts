@@ -1,0 +1,81 @@
+/**
+ * Entry point: wires configuration, logging, the model, the app and the
+ * server. Everything with logic lives in config.ts, model/, routes/ and
+ * observability/.
+ */
+import denoJson from "./deno.json" with { type: "json" };
+import { type Config, ConfigError, loadConfig, publicConfig } from "./config.ts";
+import { Classifier } from "./model/classifier.ts";
+import { initDecoders } from "./model/decode.ts";
+import { loadLabels } from "./model/labels.ts";
+import { loadModel } from "./model/loader.ts";
+import { ModelState } from "./model/state.ts";
+import { createApp } from "./routes/app.ts";
+import { buildInfo } from "./routes/health.ts";
+import { configureLogging, logger, shutdownLogging } from "./observability/logger.ts";
+
+function configOrExit(): Config {
+  try {
+    return loadConfig();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(err.message);
+    Deno.exit(2);
+  }
+}
+const config = configOrExit();
+
+await configureLogging({ level: config.LOG_LEVEL });
+const log = logger("lifecycle");
+const build = buildInfo(denoJson.version);
+log.info("Starting inference-gateway {version}", { ...build, config: publicConfig(config) });
+
+const state = new ModelState();
+const app = createApp({ config, state, build });
+const server = Deno.serve({
+  hostname: config.HOST,
+  port: config.PORT,
+  onListen: ({ hostname, port }) => log.info("Listening on http://{hostname}:{port}", { hostname, port }),
+}, app.fetch);
+
+let shuttingDown = false;
+async function shutdown(signal: string): Promise<void> {
+  if (shuttingDown) return;
+  shuttingDown = true;
+  state.drain();
+  log.info("Received {signal}: draining in-flight requests (at most {timeout_ms} ms)", {
+    signal,
+    timeout_ms: config.SHUTDOWN_TIMEOUT_MS,
+  });
+  const drained = await Promise.race([
+    server.shutdown().then(() => true),
+    new Promise<false>((r) => setTimeout(() => r(false), config.SHUTDOWN_TIMEOUT_MS)),
+  ]);
+  if (!drained) log.warn("Drain timed out; closing remaining connections");
+  await state.classifier?.runner.close().catch(() => {});
+  log.info("Shutdown complete");
+  await shutdownLogging();
+  Deno.exit(0);
+}
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  Deno.addSignalListener(signal, () => void shutdown(signal));
+}
+
+try {
+  const [labels, loaded] = await Promise.all([loadLabels(), loadModel(config), initDecoders()]);
+  state.markReady(
+    new Classifier(loaded.runner, labels, { maxImagePixels: config.MAX_IMAGE_PIXELS }),
+    loaded.loadSeconds,
+    loaded.warmupMs,
+  );
+  log.info("Ready: serving {model} ({weights} weights)", {
+    model: loaded.runner.info.name,
+    weights: loaded.runner.info.weights,
+  });
+} catch (err) {
+  const message = err instanceof Error ? err.message : String(err);
+  state.markFailed(message);
+  log.fatal("Model failed to load, stopping: {message}", { message });
+  await shutdownLogging();
+  Deno.exit(1);
+}

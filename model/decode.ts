@@ -1,0 +1,110 @@
+/**
+ * Decodes JPEG and PNG bytes into 8-bit pixels. The only module that knows
+ * which decoder is used, so it can be swapped or moved off the main thread.
+ *
+ * imagescript's `Image.decode` copies every pixel into an RGBA bitmap one at a
+ * time, which costs more than the decode itself; we call its WASM codecs
+ * directly and hand the decoder's own buffer (gray, RGB or RGBA) to
+ * preprocessing, which reads any of them.
+ */
+// @ts-types="./imagescript_jpeg.d.ts"
+import jpegCodec from "imagescript/wasm/node/jpeg.js";
+// @ts-types="./imagescript_png.d.ts"
+import pngCodec from "imagescript/wasm/node/png.js";
+import type { ImageHeader } from "./image_header.ts";
+
+/** Interleaved 8-bit pixels: 1 (gray), 3 (RGB) or 4 (RGBA, alpha ignored) channels. */
+export interface RawImage {
+  width: number;
+  height: number;
+  channels: 1 | 3 | 4;
+  data: Uint8Array;
+}
+
+/** The bytes claim to be JPEG/PNG but the decoder cannot make an image of them. */
+export class DecodeError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "DecodeError";
+  }
+}
+
+const JPEG_GRAY = 0;
+const JPEG_RGB = 1;
+const JPEG_CMYK = 2;
+
+/**
+ * Converts the decoder's CMYK (ink amounts, 255 = full ink) to RGB the way
+ * PIL's convert("RGB") does: R = (255 - C)(255 - K) / 255. Checked against
+ * the torchvision reference of a CMYK photo.
+ */
+function cmykToRgb(cmyk: Uint8Array, pixels: number): Uint8Array {
+  const rgb = new Uint8Array(pixels * 3);
+  for (let i = 0, o = 0; i < pixels * 4; i += 4, o += 3) {
+    const k = 255 - cmyk[i + 3];
+    rgb[o] = Math.round(((255 - cmyk[i]) * k) / 255);
+    rgb[o + 1] = Math.round(((255 - cmyk[i + 1]) * k) / 255);
+    rgb[o + 2] = Math.round(((255 - cmyk[i + 2]) * k) / 255);
+  }
+  return rgb;
+}
+
+function decodeJpeg(bytes: Uint8Array): RawImage {
+  // A fresh instance per image: WASM memory only grows, so a shared instance
+  // would keep the largest image ever decoded resident for the life of the process.
+  const codec = jpegCodec.new();
+  const fb = codec.decode(bytes);
+  const pixels = fb.width * fb.height;
+  switch (fb.format) {
+    case JPEG_GRAY:
+      return { width: fb.width, height: fb.height, channels: 1, data: fb.buffer.subarray(0, pixels) };
+    case JPEG_RGB:
+      return { width: fb.width, height: fb.height, channels: 3, data: fb.buffer.subarray(0, pixels * 3) };
+    case JPEG_CMYK:
+      return { width: fb.width, height: fb.height, channels: 3, data: cmykToRgb(fb.buffer, pixels) };
+    default:
+      throw new DecodeError(`JPEG decoder returned unknown pixel format ${fb.format}`);
+  }
+}
+
+function decodePng(bytes: Uint8Array): RawImage {
+  const { width, height, framebuffer } = pngCodec.new().decode(bytes);
+  return { width, height, channels: 4, data: framebuffer };
+}
+
+let ready: Promise<void> | undefined;
+
+/** Compiles the WASM codecs once; call at startup so the first request does not pay for it. */
+export function initDecoders(): Promise<void> {
+  ready ??= Promise.all([jpegCodec.init(), pngCodec.init()]).then(() => undefined);
+  return ready;
+}
+
+/**
+ * Decodes an image whose header has already been read and accepted.
+ * Throws {@link DecodeError} when the data is corrupt or the decoder's output
+ * does not match the header (a forged header must not pass as a smaller image).
+ */
+export async function decodeImage(bytes: Uint8Array, header: ImageHeader): Promise<RawImage> {
+  await initDecoders();
+  let image: RawImage;
+  try {
+    image = header.format === "jpeg" ? decodeJpeg(bytes) : decodePng(bytes);
+  } catch (err) {
+    if (err instanceof DecodeError) throw err;
+    throw new DecodeError(`Cannot decode ${header.format.toUpperCase()} image: ${errorText(err)}`, {
+      cause: err,
+    });
+  }
+  if (image.width !== header.width || image.height !== header.height) {
+    throw new DecodeError(
+      `Decoded size ${image.width}x${image.height} does not match the header's ${header.width}x${header.height}`,
+    );
+  }
+  return image;
+}
+
+function errorText(err: unknown): string {
+  if (err instanceof WebAssembly.RuntimeError) return "decoder failed on corrupt data";
+  return err instanceof Error ? err.message : String(err);
+}

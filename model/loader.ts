@@ -1,0 +1,195 @@
+/**
+ * Decides which ONNX file to serve (MODEL_SOURCE) and makes sure it is on
+ * disk: a given file, the ONNX model zoo's pretrained ResNet-50 (checksum
+ * verified), or a synthetic ResNet-50 built from a seed.
+ */
+import type { Config } from "../config.ts";
+import { ZOO_MODEL_BYTES, ZOO_MODEL_SHA256 } from "../config.ts";
+import { logger } from "../observability/logger.ts";
+import { type ModelInfo, OrtRunner, type Weights } from "./runner.ts";
+import { buildSyntheticResNet50 } from "./synthetic_resnet50.ts";
+import { downloadVerified, sha256File } from "./zoo.ts";
+
+export interface ResolvedModel {
+  path: string;
+  source: ModelInfo["source"];
+  weights: Weights;
+  sha256: string;
+}
+
+export class ModelLoadError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ModelLoadError";
+  }
+}
+
+/** Marker our synthetic builder writes into the ONNX producer_version field. */
+const SYNTHETIC_PRODUCER = "synthetic-resnet50";
+
+type ModelConfig = Pick<
+  Config,
+  "MODEL_SOURCE" | "MODEL_PATH" | "MODEL_DIR" | "MODEL_ZOO_URL" | "MODEL_ZOO_SHA256" | "SYNTHETIC_SEED"
+>;
+
+export function zooPath(config: ModelConfig): string {
+  const name = new URL(config.MODEL_ZOO_URL).pathname.split("/").pop() || "model.onnx";
+  return `${config.MODEL_DIR}/${name}`;
+}
+
+export function syntheticPath(config: ModelConfig): string {
+  return `${config.MODEL_DIR}/resnet50-synthetic-seed${config.SYNTHETIC_SEED}.onnx`;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+}
+
+/**
+ * A file given by MODEL_PATH may be one of our synthetic models: its producer
+ * fields sit in the first bytes of the protobuf, ahead of the graph.
+ */
+async function weightsOf(path: string): Promise<Weights> {
+  using file = await Deno.open(path, { read: true });
+  const head = new Uint8Array(512);
+  const n = (await file.read(head)) ?? 0;
+  const text = new TextDecoder("latin1").decode(head.subarray(0, n));
+  return text.includes(SYNTHETIC_PRODUCER) ? "synthetic" : "pretrained";
+}
+
+async function fromFile(path: string): Promise<ResolvedModel> {
+  if (!(await exists(path))) throw new ModelLoadError(`MODEL_PATH ${path} does not exist or is not a file`);
+  return { path, source: "file", weights: await weightsOf(path), sha256: await sha256File(path) };
+}
+
+/** A cached zoo file is used only if its checksum still matches. */
+async function cachedZoo(config: ModelConfig): Promise<ResolvedModel | undefined> {
+  const path = zooPath(config);
+  if (!(await exists(path))) return undefined;
+  const sha256 = await sha256File(path);
+  if (sha256 !== config.MODEL_ZOO_SHA256) {
+    logger("model").warn("Cached zoo model {path} has sha256 {sha256}, expected {expected}; ignoring it", {
+      path,
+      sha256,
+      expected: config.MODEL_ZOO_SHA256,
+    });
+    return undefined;
+  }
+  return { path, source: "zoo", weights: "pretrained", sha256 };
+}
+
+async function downloadZoo(config: ModelConfig, fetchImpl?: typeof fetch): Promise<ResolvedModel> {
+  const path = zooPath(config);
+  await Deno.mkdir(config.MODEL_DIR, { recursive: true });
+  const log = logger("model");
+  log.info("Downloading model from {url}", { url: config.MODEL_ZOO_URL });
+  await downloadVerified({
+    url: config.MODEL_ZOO_URL,
+    sha256: config.MODEL_ZOO_SHA256,
+    dest: path,
+    // The size is only known for the default file; a mirror may serve another.
+    expectedBytes: config.MODEL_ZOO_SHA256 === ZOO_MODEL_SHA256 ? ZOO_MODEL_BYTES : undefined,
+    fetch: fetchImpl,
+    onProgress: (received, total) =>
+      log.info("Model download: {received_mb} MB of {total_mb} MB", {
+        received_mb: Math.round(received / 1e6),
+        total_mb: total ? Math.round(total / 1e6) : "unknown",
+      }),
+  });
+  return { path, source: "zoo", weights: "pretrained", sha256: config.MODEL_ZOO_SHA256 };
+}
+
+/** Builds (or reuses) the synthetic model; written via a temporary file so a crash leaves no half file. */
+export async function ensureSynthetic(config: ModelConfig): Promise<ResolvedModel> {
+  const path = syntheticPath(config);
+  if (!(await exists(path))) {
+    await Deno.mkdir(config.MODEL_DIR, { recursive: true });
+    const t0 = performance.now();
+    const { bytes, stats } = buildSyntheticResNet50(config.SYNTHETIC_SEED);
+    const tmp = `${path}.partial-${crypto.randomUUID().slice(0, 8)}`;
+    await Deno.writeFile(tmp, bytes);
+    await Deno.rename(tmp, path);
+    logger("model").info("Built synthetic ResNet-50 ({parameters} parameters, {gmac} GMAC) in {ms} ms", {
+      parameters: stats.parameters,
+      gmac: +(stats.macs / 1e9).toFixed(2),
+      ms: Math.round(performance.now() - t0),
+      path,
+    });
+  }
+  return { path, source: "synthetic", weights: "synthetic", sha256: await sha256File(path) };
+}
+
+/** Resolves MODEL_SOURCE to a file on disk. */
+export async function resolveModel(config: ModelConfig, fetchImpl?: typeof fetch): Promise<ResolvedModel> {
+  switch (config.MODEL_SOURCE) {
+    case "file":
+      return await fromFile(config.MODEL_PATH!);
+    case "zoo":
+      return (await cachedZoo(config)) ?? await downloadZoo(config, fetchImpl);
+    case "synthetic":
+      return await ensureSynthetic(config);
+    case "auto": {
+      if (config.MODEL_PATH) return await fromFile(config.MODEL_PATH);
+      const cached = await cachedZoo(config);
+      if (cached) return cached;
+      try {
+        return await downloadZoo(config, fetchImpl);
+      } catch (err) {
+        logger("model").warn("Pretrained model unavailable ({reason}); falling back to synthetic weights", {
+          reason: err instanceof Error ? err.message : String(err),
+        });
+        return await ensureSynthetic(config);
+      }
+    }
+  }
+}
+
+export interface LoadedModel {
+  runner: OrtRunner;
+  resolved: ResolvedModel;
+  loadSeconds: number;
+  warmupMs: number;
+}
+
+/** Resolves, loads and warms the model: everything that must happen before `/ready` turns 200. */
+export async function loadModel(config: Config, fetchImpl?: typeof fetch): Promise<LoadedModel> {
+  const log = logger("model");
+  const t0 = performance.now();
+  const resolved = await resolveModel(config, fetchImpl);
+  if (resolved.weights === "synthetic") {
+    log.warn(
+      "SYNTHETIC WEIGHTS: serving a ResNet-50 with random seeded weights; predictions are meaningless. " +
+        "Set MODEL_PATH to a pretrained ONNX file or MODEL_SOURCE=zoo where the internet is reachable.",
+      { weights: "synthetic", path: resolved.path },
+    );
+  }
+  const runner = await OrtRunner.create({
+    path: resolved.path,
+    name: config.MODEL_NAME,
+    weights: resolved.weights,
+    sha256: resolved.sha256,
+    source: resolved.source,
+    intraOpThreads: config.INTRA_OP_THREADS,
+  });
+  const loadSeconds = (performance.now() - t0) / 1000;
+  log.info("Model loaded from {source} in {seconds} s", {
+    source: resolved.source,
+    seconds: +loadSeconds.toFixed(3),
+    path: resolved.path,
+    sha256: resolved.sha256,
+    weights: resolved.weights,
+    input: runner.info.inputName,
+    output: runner.info.outputName,
+  });
+  const warmupMs = await runner.warmup();
+  log.info("Model warmed up: last warm-up inference took {ms} ms", {
+    ms: +warmupMs.toFixed(1),
+    softmax_applied_by: runner.info.outputsProbabilities ? "model" : "gateway",
+  });
+  return { runner, resolved, loadSeconds, warmupMs };
+}

@@ -1,0 +1,69 @@
+/**
+ * Builds the Hono app from injected parts so tests run it in-process, with
+ * the real model, without opening a port.
+ */
+import { Hono } from "@hono/hono";
+import type { Config } from "../config.ts";
+import type { ModelState } from "../model/state.ts";
+import { logger } from "../observability/logger.ts";
+import { observability } from "../observability/middleware.ts";
+import { type BuildInfo, buildInfo, healthHandler, infoHandler, readyHandler } from "./health.ts";
+import { predictHandler } from "./predict.ts";
+import { ProblemError, problemResponse, PROBLEMS } from "./problem.ts";
+import type { AppEnv } from "./types.ts";
+
+export interface AppDeps {
+  config: Config;
+  state: ModelState;
+  build?: BuildInfo;
+}
+
+export function createApp(deps: AppDeps): Hono<AppEnv> {
+  const { config, state } = deps;
+  const build = deps.build ?? buildInfo("0.0.0-dev");
+  const app = new Hono<AppEnv>();
+  const log = logger("http");
+
+  app.use("*", observability());
+
+  app.get("/health", healthHandler);
+  app.get("/ready", readyHandler(state));
+  app.get("/info", infoHandler(config, state, build));
+  app.post("/predict", predictHandler(config, state));
+  app.all("/predict", (c) => {
+    throw new ProblemError("method_not_allowed", `${c.req.method} is not allowed on /predict; use POST`, {
+      allow: "POST",
+    });
+  });
+
+  app.notFound((c) =>
+    problemResponse("not_found", `No route for ${c.req.method} ${c.req.path}`, {
+      instance: c.req.path,
+      requestId: c.get("requestId"),
+    })
+  );
+
+  app.onError((err, c) => {
+    const requestId = c.get("requestId");
+    if (err instanceof ProblemError) {
+      c.set("rejectReason", PROBLEMS[err.code].reason);
+      if (err.status >= 500 && err.code !== "not_ready") {
+        log.error("Request failed: {detail}", { detail: err.detail });
+      }
+      return problemResponse(err.code, err.detail, { instance: c.req.path, requestId, headers: err.headers });
+    }
+    c.set("rejectReason", "internal");
+    // The stack goes to the log, never to the client.
+    log.error("Unhandled error: {error}", { error: err });
+    return problemResponse(
+      "internal",
+      "An unexpected error occurred; it has been logged with this request id",
+      {
+        instance: c.req.path,
+        requestId,
+      },
+    );
+  });
+
+  return app;
+}

@@ -1,0 +1,76 @@
+/** Liveness, readiness and service metadata. */
+import type { Context } from "@hono/hono";
+import { type Config, publicConfig } from "../config.ts";
+import type { ModelState } from "../model/state.ts";
+import { SYNTHETIC_WARNING } from "./predict.ts";
+import type { AppEnv } from "./types.ts";
+
+export interface BuildInfo {
+  service: string;
+  version: string;
+  deno: string;
+  v8: string;
+  typescript: string;
+}
+
+export function buildInfo(version: string): BuildInfo {
+  return {
+    service: "inference-gateway",
+    version,
+    deno: Deno.version.deno,
+    v8: Deno.version.v8,
+    typescript: Deno.version.typescript,
+  };
+}
+
+/** Liveness: the process answers. Deliberately does no work. */
+export function healthHandler(c: Context<AppEnv>): Response {
+  return c.json({ status: "ok" });
+}
+
+/** Readiness: 200 only when the model is loaded, warm and not draining. */
+export function readyHandler(state: ModelState) {
+  return function ready(c: Context<AppEnv>): Response {
+    if (state.status === "ready") return c.json({ status: "ready" });
+    return c.json(
+      { status: state.status, ...(state.error ? { error: state.error } : {}) },
+      503,
+      { "retry-after": "5" },
+    );
+  };
+}
+
+export function infoHandler(config: Config, state: ModelState, build: BuildInfo) {
+  return function info(c: Context<AppEnv>): Response {
+    const m = state.classifier?.runner.info;
+    return c.json({
+      ...build,
+      status: state.status,
+      model: m
+        ? {
+          name: m.name,
+          version: m.version,
+          weights: m.weights,
+          ...(m.weights === "synthetic" ? { warning: SYNTHETIC_WARNING } : {}),
+          sha256: m.sha256,
+          source: m.source,
+          path: m.path,
+          input: { name: m.inputName, shape: m.inputShape },
+          output: {
+            name: m.outputName,
+            shape: m.outputShape,
+            softmax_applied_by: m.outputsProbabilities ? "model" : "gateway",
+          },
+          classes: m.classes,
+          runtime: m.runtime,
+          runtime_version: m.runtimeVersion,
+          intra_op_threads: m.intraOpThreads,
+          load_seconds: state.loadSeconds,
+          warmup_ms: state.warmupMs,
+        }
+        : null,
+      ...(state.error ? { error: state.error } : {}),
+      config: publicConfig(config),
+    });
+  };
+}

@@ -1,0 +1,82 @@
+/**
+ * Errors as RFC 9457 problem details (`application/problem+json`), each with
+ * a stable machine-readable `code`. Bodies never carry stack traces.
+ */
+
+/** Stable codes, their HTTP status and title. `reason` is the rejection label metrics use. */
+export const PROBLEMS = {
+  bad_request: { status: 400, title: "Malformed request", reason: "bad_request" },
+  missing_file: { status: 400, title: "No image in the request", reason: "missing_file" },
+  invalid_parameter: { status: 400, title: "Invalid query parameter", reason: "invalid_parameter" },
+  not_found: { status: 404, title: "Not found", reason: "not_found" },
+  method_not_allowed: { status: 405, title: "Method not allowed", reason: "method_not_allowed" },
+  payload_too_large: { status: 413, title: "Request body too large", reason: "too_large" },
+  unsupported_media_type: {
+    status: 415,
+    title: "Unsupported image format",
+    reason: "unsupported_media_type",
+  },
+  undecodable_image: { status: 422, title: "Image cannot be decoded", reason: "undecodable" },
+  too_many_pixels: { status: 422, title: "Image has too many pixels", reason: "too_many_pixels" },
+  not_ready: { status: 503, title: "Model not ready", reason: "not_ready" },
+  internal: { status: 500, title: "Internal server error", reason: "internal" },
+} as const;
+
+export type ProblemCode = keyof typeof PROBLEMS;
+
+export const PROBLEM_CONTENT_TYPE = "application/problem+json";
+
+/** Thrown by handlers; the app's error handler turns it into a problem response. */
+export class ProblemError extends Error {
+  readonly status: number;
+  constructor(
+    readonly code: ProblemCode,
+    readonly detail: string,
+    readonly headers: Record<string, string> = {},
+    options?: ErrorOptions,
+  ) {
+    super(detail, options);
+    this.name = "ProblemError";
+    this.status = PROBLEMS[code].status;
+  }
+}
+
+export interface ProblemBody {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: ProblemCode;
+  instance?: string;
+  request_id?: string;
+}
+
+export function problemBody(
+  code: ProblemCode,
+  detail: string,
+  instance?: string,
+  requestId?: string,
+): ProblemBody {
+  const p = PROBLEMS[code];
+  return {
+    type: `urn:inference-gateway:problem:${code}`,
+    title: p.title,
+    status: p.status,
+    detail,
+    code,
+    ...(instance ? { instance } : {}),
+    ...(requestId ? { request_id: requestId } : {}),
+  };
+}
+
+export function problemResponse(
+  code: ProblemCode,
+  detail: string,
+  options: { instance?: string; requestId?: string; headers?: Record<string, string> } = {},
+): Response {
+  const body = problemBody(code, detail, options.instance, options.requestId);
+  return new Response(JSON.stringify(body), {
+    status: body.status,
+    headers: { "content-type": PROBLEM_CONTENT_TYPE, ...options.headers },
+  });
+}
