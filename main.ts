@@ -8,7 +8,7 @@ import { type Config, ConfigError, loadConfig, publicConfig } from "./config.ts"
 import { Classifier } from "./model/classifier.ts";
 import { initDecoders } from "./model/decode.ts";
 import { loadLabels } from "./model/labels.ts";
-import { loadModel } from "./model/loader.ts";
+import { loadModel } from "./model/load.ts";
 import { ModelState } from "./model/state.ts";
 import { createApp } from "./routes/app.ts";
 import { buildInfo } from "./routes/health.ts";
@@ -75,7 +75,7 @@ try {
 } catch (err) {
   const message = err instanceof Error ? err.message : String(err);
   state.markFailed(message);
-  log.fatal("Model failed to load, stopping: {message}", { message });
+  log.fatal("Model failed to load, stopping: {error}", { error: message });
   await shutdownLogging();
   Deno.exit(1);
 }

@@ -54,7 +54,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     }
     c.set("rejectReason", "internal");
     // The stack goes to the log, never to the client.
-    log.error("Unhandled error: {error}", { error: err });
+    log.error("Unhandled error: {error}", { error: String(err), stack: err.stack });
     return problemResponse(
       "internal",
       "An unexpected error occurred; it has been logged with this request id",

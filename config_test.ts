@@ -1,0 +1,67 @@
+import assert from "node:assert/strict";
+import { CONFIG_VARIABLES, ConfigError, loadConfig } from "./config.ts";
+
+const parse = (env: Record<string, string>) => loadConfig((n) => env[n]);
+
+Deno.test("config", async (t) => {
+  await t.step("defaults match the documented table", () => {
+    const c = parse({});
+    assert.equal(c.PORT, 8000);
+    assert.equal(c.HOST, "0.0.0.0");
+    assert.equal(c.MODEL_SOURCE, "auto");
+    assert.equal(c.MODEL_DIR, "./models");
+    assert.equal(c.TOP_K, 5);
+    assert.equal(c.MAX_BODY_BYTES, 10 * 1024 * 1024);
+    assert.equal(c.MAX_IMAGE_PIXELS, 40_000_000);
+    assert.equal(c.LOG_LEVEL, "info");
+    assert.equal(c.MODEL_PATH, undefined);
+  });
+
+  await t.step("values are coerced from strings", () => {
+    const c = parse({ PORT: "9000", TOP_K: "3", MODEL_SOURCE: "synthetic", LOG_LEVEL: "debug" });
+    assert.deepEqual([c.PORT, c.TOP_K, c.MODEL_SOURCE, c.LOG_LEVEL], [9000, 3, "synthetic", "debug"]);
+  });
+
+  await t.step("empty strings count as unset", () => {
+    assert.equal(parse({ PORT: "" }).PORT, 8000);
+  });
+
+  const bad: Array<[Record<string, string>, RegExp]> = [
+    [{ PORT: "abc" }, /PORT="abc" is invalid: expected an integer from 0 to 65535/],
+    [{ PORT: "70000" }, /PORT="70000" is invalid: expected an integer from 0 to 65535/],
+    [{ TOP_K: "0" }, /TOP_K="0" is invalid: expected an integer from 1 to 20/],
+    [{ TOP_K: "2.5" }, /TOP_K="2.5" is invalid: expected an integer from 1 to 20/],
+    [{ MODEL_SOURCE: "s3" }, /MODEL_SOURCE="s3" is invalid: expected one of auto, file, zoo, synthetic/],
+    [{ LOG_LEVEL: "loud" }, /LOG_LEVEL="loud" is invalid: expected one of trace, debug, info/],
+    [
+      { MODEL_SOURCE: "file" },
+      /MODEL_PATH=\(unset\) is invalid: expected a path, required when MODEL_SOURCE=file/,
+    ],
+    [{ MAX_BODY_BYTES: "-1" }, /MAX_BODY_BYTES="-1" is invalid/],
+    [{ MODEL_ZOO_URL: "ftp://x/y" }, /MODEL_ZOO_URL="ftp:\/\/x\/y" is invalid: expected an http\(s\) URL/],
+    [{ MODEL_ZOO_SHA256: "XYZ" }, /MODEL_ZOO_SHA256="XYZ" is invalid: expected 64 lowercase hex digits/],
+  ];
+  for (const [env, message] of bad) {
+    await t.step(`rejects ${JSON.stringify(env)}`, () => {
+      assert.throws(
+        () => parse(env),
+        (err: unknown) => err instanceof ConfigError && message.test(err.message),
+      );
+    });
+  }
+
+  await t.step("several bad values are reported in one message", () => {
+    assert.throws(() => parse({ PORT: "x", TOP_K: "99" }), /PORT="x".*; TOP_K="99"/);
+  });
+
+  await t.step(".env.example documents every variable", async () => {
+    const example = await Deno.readTextFile(new URL("./.env.example", import.meta.url));
+    for (const name of CONFIG_VARIABLES) assert.match(example, new RegExp(`^#? ?${name}=`, "m"), name);
+  });
+
+  await t.step("the start task may read every variable", async () => {
+    const tasks = JSON.parse(await Deno.readTextFile(new URL("./deno.json", import.meta.url))).tasks;
+    const allowEnv = /--allow-env=(\S+)/.exec(tasks.start.command)![1].split(",");
+    for (const name of CONFIG_VARIABLES) assert.ok(allowEnv.includes(name), name);
+  });
+});

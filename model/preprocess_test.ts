@@ -1,0 +1,47 @@
+import assert from "node:assert/strict";
+import { fixture, manifest } from "../tests/helpers.ts";
+import { decodeImage } from "./decode.ts";
+import { readImageHeader } from "./image_header.ts";
+import { preprocess, preprocessInto, resizedSize, TENSOR_SIZE } from "./preprocess.ts";
+
+/** Parity tolerances from the issue, in normalized units (mean absolute difference). */
+const TOLERANCE = { PNG: 0.01, JPEG: 0.03 } as const;
+
+Deno.test("preprocessing matches torchvision", async (t) => {
+  for (const img of await manifest()) {
+    await t.step(`${img.file} (${img.mode} ${img.format}, ${img.width}x${img.height})`, async () => {
+      const bytes = await fixture(img.file);
+      const tensor = preprocess(await decodeImage(bytes, readImageHeader(bytes)));
+      const ref = new Float32Array((await fixture(img.reference)).buffer);
+      assert.equal(ref.length, TENSOR_SIZE);
+      let sum = 0;
+      for (let i = 0; i < ref.length; i++) sum += Math.abs(ref[i] - tensor[i]);
+      const mad = sum / ref.length;
+      assert.ok(mad <= TOLERANCE[img.format], `mean abs difference ${mad} > ${TOLERANCE[img.format]}`);
+    });
+  }
+});
+
+Deno.test("resizedSize truncates the long side as torchvision does", () => {
+  assert.deepEqual(resizedSize(600, 400), [384, 256]);
+  assert.deepEqual(resizedSize(451, 300), [384, 256]);
+  assert.deepEqual(resizedSize(300, 451), [256, 384]);
+  assert.deepEqual(resizedSize(10, 10), [256, 256]);
+});
+
+Deno.test("preprocessInto writes at an offset and nowhere else", () => {
+  const gray = { width: 300, height: 300, channels: 1 as const, data: new Uint8Array(300 * 300).fill(128) };
+  const out = new Float32Array(TENSOR_SIZE * 2).fill(99);
+  preprocessInto(gray, out, TENSOR_SIZE);
+  assert.equal(out[0], 99);
+  assert.equal(out[TENSOR_SIZE - 1], 99);
+  // 128/255 normalized by the red channel's mean and std.
+  assert.ok(Math.abs(out[TENSOR_SIZE] - (128 / 255 - 0.485) / 0.229) < 1e-5);
+  assert.throws(() => preprocessInto(gray, new Float32Array(10)), RangeError);
+});
+
+Deno.test("extreme aspect ratios stay in bounds", () => {
+  const strip = { width: 5000, height: 2, channels: 3 as const, data: new Uint8Array(5000 * 2 * 3).fill(7) };
+  const t = preprocess(strip);
+  assert.ok(t.every(Number.isFinite));
+});

@@ -1,0 +1,91 @@
+/** Shared test fixtures: the real photos, the real synthetic model, an in-process app. */
+import { type Config, loadConfig } from "../config.ts";
+import { Classifier } from "../model/classifier.ts";
+import { loadLabels } from "../model/labels.ts";
+import { ensureSynthetic } from "../model/loader.ts";
+import { OrtRunner } from "../model/runner.ts";
+import { ModelState } from "../model/state.ts";
+import { createApp } from "../routes/app.ts";
+import { configureLogging, type LogRecord } from "../observability/logger.ts";
+
+export const FIXTURES = new URL("./fixtures/", import.meta.url);
+
+export interface FixtureImage {
+  file: string;
+  bytes: number;
+  mode: string;
+  width: number;
+  height: number;
+  format: "JPEG" | "PNG";
+  progressive: boolean;
+  reference: string;
+}
+
+export async function manifest(): Promise<FixtureImage[]> {
+  return JSON.parse(await Deno.readTextFile(new URL("manifest.json", FIXTURES))).images;
+}
+
+export function fixture(path: string): Promise<Uint8Array<ArrayBuffer>> {
+  return Deno.readFile(new URL(path, FIXTURES));
+}
+
+/** Configuration as the server would parse it from `env` (defaults otherwise). */
+export function testConfig(env: Record<string, string> = {}): Config {
+  return loadConfig((name) => env[name]);
+}
+
+let classifier: Promise<Classifier> | undefined;
+
+/** The real full-size synthetic ResNet-50, built once into ./models and shared by all tests of a file. */
+export function sharedClassifier(): Promise<Classifier> {
+  classifier ??= (async () => {
+    const config = testConfig();
+    const resolved = await ensureSynthetic(config);
+    const runner = await OrtRunner.create({
+      path: resolved.path,
+      name: config.MODEL_NAME,
+      weights: resolved.weights,
+      sha256: resolved.sha256,
+      source: resolved.source,
+      intraOpThreads: 0,
+    });
+    await runner.warmup(1);
+    return new Classifier(runner, await loadLabels(), { maxImagePixels: config.MAX_IMAGE_PIXELS });
+  })();
+  return classifier;
+}
+
+/** An in-process app with the real model, ready; no port is opened. */
+export async function readyApp(env: Record<string, string> = {}) {
+  const config = testConfig(env);
+  const state = new ModelState();
+  const c = await sharedClassifier();
+  state.markReady(
+    new Classifier(c.runner, await loadLabels(), { maxImagePixels: config.MAX_IMAGE_PIXELS }),
+    0,
+    0,
+  );
+  return { app: createApp({ config, state }), state, config };
+}
+
+/** Routes log records into an array so tests can read them. */
+export async function captureLogs(level: "debug" | "info" = "debug"): Promise<LogRecord[]> {
+  const records: LogRecord[] = [];
+  await configureLogging({ level, sink: (r) => records.push(r) });
+  return records;
+}
+
+/** A multipart body with `file` fields, as curl -F builds it. */
+export function multipart(
+  files: Array<{ name?: string; bytes: Uint8Array<ArrayBuffer>; type?: string }>,
+): FormData {
+  const form = new FormData();
+  for (const f of files) {
+    form.append(
+      f.name ?? "file",
+      new Blob([f.bytes], { type: f.type ?? "application/octet-stream" }),
+      "upload",
+    );
+  }
+  return form;
+}

@@ -1,0 +1,145 @@
+/**
+ * End to end: the real `deno task start`, with exactly its scoped permissions,
+ * the full-size synthetic ResNet-50 and a real photo over real HTTP.
+ */
+import assert from "node:assert/strict";
+import { fixture } from "./helpers.ts";
+
+const ROOT = new URL("../", import.meta.url);
+
+interface Started {
+  port: number;
+  lines: Array<Record<string, unknown>>;
+  stderr: () => string;
+  child: Deno.ChildProcess;
+  status: Promise<Deno.CommandStatus>;
+}
+
+/** Starts `deno task start` and resolves once it logs its listening port. */
+async function startTask(env: Record<string, string>): Promise<Started> {
+  const child = new Deno.Command("deno", {
+    args: ["task", "--quiet", "start"],
+    cwd: ROOT,
+    env: { NO_COLOR: "1", PORT: "0", HOST: "127.0.0.1", ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const lines: Array<Record<string, unknown>> = [];
+  let stderrText = "";
+  const status = child.status;
+  (async () => {
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) stderrText += chunk;
+  })();
+  const port = new Promise<number>((resolve, reject) => {
+    (async () => {
+      let buffer = "";
+      for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+        buffer += chunk;
+        let nl;
+        while ((nl = buffer.indexOf("\n")) >= 0) {
+          const line = buffer.slice(0, nl);
+          buffer = buffer.slice(nl + 1);
+          const record = JSON.parse(line);
+          lines.push(record);
+          if (typeof record.port === "number" && String(record.message).startsWith("Listening")) {
+            resolve(record.port);
+          }
+        }
+      }
+      reject(new Error(`Server exited before listening: ${stderrText}`));
+    })();
+  });
+  return { port: await port, lines, stderr: () => stderrText, child, status };
+}
+
+async function waitReady(port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const res = await fetch(`http://127.0.0.1:${port}/ready`).catch(() => undefined);
+    const ok = res?.status === 200;
+    await res?.body?.cancel();
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`Not ready after ${timeoutMs} ms`);
+}
+
+Deno.test("deno task start serves a real photo and shuts down cleanly", async (t) => {
+  const server = await startTask({ MODEL_SOURCE: "synthetic" });
+  try {
+    await t.step("liveness answers before and after the model is ready", async () => {
+      const res = await fetch(`http://127.0.0.1:${server.port}/health`);
+      assert.equal(res.status, 200);
+      await res.body?.cancel();
+      await waitReady(server.port, 120_000);
+    });
+
+    await t.step("announces synthetic weights loudly at startup", () => {
+      const warn = server.lines.find((l) =>
+        l.level === "WARN" && String(l.message).includes("SYNTHETIC WEIGHTS")
+      );
+      assert.ok(warn, "a WARN line announces synthetic weights");
+    });
+
+    await t.step("predicts a real photo over HTTP", async () => {
+      const form = new FormData();
+      form.append("file", new Blob([await fixture("images/coffee.jpg")]), "coffee.jpg");
+      const res = await fetch(`http://127.0.0.1:${server.port}/predict`, { method: "POST", body: form });
+      assert.equal(res.status, 200);
+      const body = await res.json();
+      assert.equal(body.weights, "synthetic");
+      assert.equal(body.top_k.length, 5);
+      assert.equal(body.image.width, 600);
+    });
+
+    await t.step("SIGTERM drains and exits 0", async () => {
+      server.child.kill("SIGTERM");
+      const status = await server.status;
+      assert.equal(status.code, 0, server.stderr());
+      assert.ok(server.lines.some((l) => l.message === "Shutdown complete"));
+    });
+  } finally {
+    try {
+      server.child.kill("SIGKILL");
+    } catch { /* already exited */ }
+    await server.status;
+  }
+});
+
+Deno.test("deno task start refuses a bad configuration with a clear message", async () => {
+  const out = await new Deno.Command("deno", {
+    args: ["task", "--quiet", "start"],
+    cwd: ROOT,
+    env: { NO_COLOR: "1", TOP_K: "50" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 2);
+  assert.match(
+    new TextDecoder().decode(out.stderr),
+    /TOP_K="50" is invalid: expected an integer from 1 to 20/,
+  );
+});
+
+Deno.test("deno task start stops with a clear message when the model file is broken", async () => {
+  await Deno.mkdir(new URL("models/", ROOT), { recursive: true });
+  const path = "./models/broken-test.onnx";
+  await Deno.writeTextFile(new URL(path, ROOT), "this is not an ONNX model");
+  try {
+    const out = await new Deno.Command("deno", {
+      args: ["task", "--quiet", "start"],
+      cwd: ROOT,
+      env: { NO_COLOR: "1", PORT: "0", HOST: "127.0.0.1", MODEL_SOURCE: "file", MODEL_PATH: path },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 1);
+    const fatal = new TextDecoder().decode(out.stdout).split("\n").filter(Boolean).map((l) => JSON.parse(l))
+      .find((l) => l.level === "FATAL");
+    assert.ok(fatal, "a FATAL line explains the failure");
+    assert.match(String(fatal.message), /Model failed to load/);
+    assert.match(String(fatal.error), /Cannot load ONNX model .*broken-test.onnx/);
+  } finally {
+    await Deno.remove(new URL(path, ROOT));
+  }
+});
