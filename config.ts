@@ -14,6 +14,14 @@ const MiB = 1024 * 1024;
 
 const LOG_LEVELS = ["trace", "debug", "info", "warning", "error", "fatal"] as const;
 const MODEL_SOURCES = ["auto", "file", "zoo", "synthetic"] as const;
+const SAMPLERS = [
+  "always_on",
+  "always_off",
+  "traceidratio",
+  "parentbased_always_on",
+  "parentbased_always_off",
+  "parentbased_traceidratio",
+] as const;
 
 /** Environment variables that hold an integer within bounds. */
 const int = (min: number, max: number, fallback: number) =>
@@ -42,6 +50,29 @@ export const configSchema = z.object({
   INTRA_OP_THREADS: int(0, 256, 0),
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000, 10_000),
   LOG_LEVEL: z.enum(LOG_LEVELS, { error: `one of ${LOG_LEVELS.join(", ")}` }).default("info"),
+  /** Requests slower than this count against the latency objective; slow traces are always kept. */
+  LATENCY_OBJECTIVE_MS: int(1, 600_000, 300),
+
+  // OpenTelemetry's standard variables (https://opentelemetry.io/docs/specs/otel/configuration/sdk-environment-variables/).
+  OTEL_SERVICE_NAME: nonEmpty("a service name").default("inference-gateway"),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url({ protocol: /^https?$/, error: "an http(s) URL" }).optional(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.url({ protocol: /^https?$/, error: "an http(s) URL" }).optional(),
+  /** Sent with every export; may hold credentials, so never shown. */
+  OTEL_EXPORTER_OTLP_HEADERS: z.string().regex(
+    /^([^=,]+=[^,]*)(,[^=,]+=[^,]*)*$/,
+    "key=value pairs separated by commas",
+  )
+    .optional(),
+  OTEL_TRACES_SAMPLER: z.enum(SAMPLERS, { error: `one of ${SAMPLERS.join(", ")}` }).default(
+    "parentbased_traceidratio",
+  ),
+  OTEL_TRACES_SAMPLER_ARG: z.coerce.number({ error: "a number from 0 to 1" }).min(0, "a number from 0 to 1")
+    .max(1, "a number from 0 to 1").default(1),
+  OTEL_RESOURCE_ATTRIBUTES: z.string().regex(
+    /^([^=,]+=[^,]*)(,[^=,]+=[^,]*)*$/,
+    "key=value pairs separated by commas",
+  )
+    .optional(),
 }).superRefine((c, ctx) => {
   if (c.MODEL_SOURCE === "file" && !c.MODEL_PATH) {
     ctx.addIssue({
@@ -85,7 +116,33 @@ export function loadConfig(env: (name: string) => string | undefined = (n) => De
   throw new ConfigError(`Invalid configuration: ${lines.join("; ")}`);
 }
 
-/** The effective configuration as `/info` and the startup log show it (nothing here is secret today). */
+const SECRET_VARIABLES: ReadonlyArray<keyof Config> = ["OTEL_EXPORTER_OTLP_HEADERS"];
+
+/** The effective configuration as `/info` and the startup log show it, secrets redacted. */
 export function publicConfig(config: Config): Record<string, unknown> {
-  return { ...config };
+  const shown: Record<string, unknown> = { ...config };
+  for (const name of SECRET_VARIABLES) if (shown[name] !== undefined) shown[name] = "[redacted]";
+  return shown;
+}
+
+/** Where traces go, if anywhere: the traces endpoint wins, else `<endpoint>/v1/traces`. */
+export function tracesEndpoint(config: Config): string | undefined {
+  if (config.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) return config.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
+  if (config.OTEL_EXPORTER_OTLP_ENDPOINT) {
+    return config.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, "") + "/v1/traces";
+  }
+  return undefined;
+}
+
+/** Parses `k=v,k2=v2` (OTEL_RESOURCE_ATTRIBUTES, OTEL_EXPORTER_OTLP_HEADERS), percent-decoding values. */
+export function parseKeyValues(raw: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!raw) return out;
+  for (const pair of raw.split(",")) {
+    const i = pair.indexOf("=");
+    if (i > 0) {
+      out[decodeURIComponent(pair.slice(0, i).trim())] = decodeURIComponent(pair.slice(i + 1).trim());
+    }
+  }
+  return out;
 }

@@ -13,6 +13,7 @@ import { ModelState } from "./model/state.ts";
 import { createApp } from "./routes/app.ts";
 import { buildInfo } from "./routes/health.ts";
 import { configureLogging, logger, shutdownLogging } from "./observability/logger.ts";
+import { createTelemetry } from "./observability/telemetry.ts";
 
 function configOrExit(): Config {
   try {
@@ -30,8 +31,17 @@ const log = logger("lifecycle");
 const build = buildInfo(denoJson.version);
 log.info("Starting inference-gateway {version}", { ...build, config: publicConfig(config) });
 
+const telemetry = createTelemetry(config, build.version);
+log.info("Tracing: {exporting}", {
+  exporting: telemetry.tracing.endpoint
+    ? `OTLP/HTTP to ${telemetry.tracing.endpoint}`
+    : "in-process only (no endpoint)",
+  sampler: config.OTEL_TRACES_SAMPLER,
+  sampler_arg: config.OTEL_TRACES_SAMPLER_ARG,
+});
+
 const state = new ModelState();
-const app = createApp({ config, state, build });
+const app = createApp({ config, state, telemetry, build });
 const server = Deno.serve({
   hostname: config.HOST,
   port: config.PORT,
@@ -53,6 +63,8 @@ async function shutdown(signal: string): Promise<void> {
   ]);
   if (!drained) log.warn("Drain timed out; closing remaining connections");
   await state.classifier?.runner.close().catch(() => {});
+  // Bounded by the exporter's timeout; a dead collector must not hold the exit.
+  await telemetry.tracing.shutdown().catch(() => {});
   log.info("Shutdown complete");
   await shutdownLogging();
   Deno.exit(0);
@@ -76,6 +88,7 @@ try {
   const message = err instanceof Error ? err.message : String(err);
   state.markFailed(message);
   log.fatal("Model failed to load, stopping: {error}", { error: message });
+  await telemetry.tracing.shutdown().catch(() => {});
   await shutdownLogging();
   Deno.exit(1);
 }

@@ -8,6 +8,7 @@ import { type ImageHeader, ImageHeaderError, readImageHeader } from "./image_hea
 import { type ClassScore, softmaxInto, topK } from "./postprocess.ts";
 import { preprocessInto, TENSOR_SIZE } from "./preprocess.ts";
 import type { ModelRunner } from "./runner.ts";
+import { PlainStages, type StageRunner } from "../observability/stages.ts";
 
 export { DecodeError, ImageHeaderError };
 
@@ -23,13 +24,9 @@ export class PixelLimitError extends Error {
   }
 }
 
-/** Stage names, shared with spans and the stage-duration metric. */
-export type Stage = "decode" | "preprocess" | "inference" | "postprocess";
-
 export interface Classification {
   image: { format: string; width: number; height: number; bytes: number };
   top: ClassScore[];
-  timings: Record<Stage, number>;
 }
 
 export interface ClassifierOptions {
@@ -61,31 +58,55 @@ export class Classifier {
     return header;
   }
 
-  async classify(bytes: Uint8Array, k: number): Promise<Classification> {
+  /**
+   * Classifies one image. Each stage runs through `stages`, which times it
+   * (and, for HTTP requests, traces and measures it).
+   */
+  async classify(
+    bytes: Uint8Array,
+    k: number,
+    stages: StageRunner = new PlainStages(),
+  ): Promise<Classification> {
     const header = this.inspect(bytes);
-    let t = performance.now();
-    const image = await decodeImage(bytes, header);
-    const decode = performance.now() - t;
-
-    t = performance.now();
-    const input = new Float32Array(TENSOR_SIZE);
-    preprocessInto(image, input, 0);
-    const preprocess = performance.now() - t;
-
-    t = performance.now();
-    const output = await this.#runner.run(input, 1);
-    const inference = performance.now() - t;
-
-    t = performance.now();
-    const row = output.subarray(0, this.#runner.info.classes);
-    const probabilities = this.#runner.info.outputsProbabilities ? row : softmaxInto(row, row);
-    const top = topK(probabilities, k, this.#labels);
-    const postprocess = performance.now() - t;
-
+    const info = this.#runner.info;
+    const image = await stages.run("decode", (annotate) => {
+      annotate({
+        "image.format": header.format,
+        "image.width": header.width,
+        "image.height": header.height,
+        "image.bytes": bytes.byteLength,
+        "image.progressive": header.progressive,
+      });
+      return decodeImage(bytes, header);
+    });
+    const input = await stages.run("preprocess", () => {
+      const tensor = new Float32Array(TENSOR_SIZE);
+      preprocessInto(image, tensor, 0);
+      return tensor;
+    });
+    const output = await stages.run("inference", (annotate) => {
+      annotate({
+        "model.name": info.name,
+        "model.version": info.version,
+        "model.weights": info.weights,
+        "inference.batch_size": 1,
+      });
+      return this.#runner.run(input, 1);
+    });
+    const top = await stages.run("postprocess", (annotate) => {
+      const row = output.subarray(0, info.classes);
+      const probabilities = info.outputsProbabilities ? row : softmaxInto(row, row);
+      const ranked = topK(probabilities, k, this.#labels);
+      annotate({
+        "prediction.class_id": ranked[0].class_id,
+        "prediction.class_name": ranked[0].class_name,
+        "prediction.score": ranked[0].confidence,
+      });
+      return ranked;
+    });
     return {
       image: { format: header.format, width: header.width, height: header.height, bytes: bytes.byteLength },
       top,
-      timings: { decode, preprocess, inference, postprocess },
     };
   }
 }

@@ -6,7 +6,9 @@ import { Hono } from "@hono/hono";
 import type { Config } from "../config.ts";
 import type { ModelState } from "../model/state.ts";
 import { logger } from "../observability/logger.ts";
+import { renderMetrics } from "../observability/metrics.ts";
 import { observability } from "../observability/middleware.ts";
+import type { Telemetry } from "../observability/telemetry.ts";
 import { type BuildInfo, buildInfo, healthHandler, infoHandler, readyHandler } from "./health.ts";
 import { predictHandler } from "./predict.ts";
 import { ProblemError, problemResponse, PROBLEMS } from "./problem.ts";
@@ -15,21 +17,34 @@ import type { AppEnv } from "./types.ts";
 export interface AppDeps {
   config: Config;
   state: ModelState;
+  telemetry: Telemetry;
   build?: BuildInfo;
 }
 
 export function createApp(deps: AppDeps): Hono<AppEnv> {
-  const { config, state } = deps;
+  const { config, state, telemetry } = deps;
+  const { metrics } = telemetry;
   const build = deps.build ?? buildInfo("0.0.0-dev");
   const app = new Hono<AppEnv>();
   const log = logger("http");
+  metrics.buildInfo.set({
+    version: build.version,
+    deno: build.deno,
+    v8: build.v8,
+    typescript: build.typescript,
+  }, 1);
 
-  app.use("*", observability());
+  app.use("*", observability({ ...telemetry, latencyObjectiveMs: config.LATENCY_OBJECTIVE_MS }));
 
   app.get("/health", healthHandler);
   app.get("/ready", readyHandler(state));
   app.get("/info", infoHandler(config, state, build));
-  app.post("/predict", predictHandler(config, state));
+  app.get("/metrics", async (c) => {
+    refreshModelMetrics(deps);
+    const { body, contentType } = await renderMetrics(metrics.registry, c.req.header("accept"));
+    return c.body(body, 200, { "content-type": contentType });
+  });
+  app.post("/predict", predictHandler(config, state, metrics));
   app.all("/predict", (c) => {
     throw new ProblemError("method_not_allowed", `${c.req.method} is not allowed on /predict; use POST`, {
       allow: "POST",
@@ -66,4 +81,21 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   });
 
   return app;
+}
+
+/** Model gauges are derived from the model state at scrape time, so no code path can forget to update them. */
+function refreshModelMetrics({ state, telemetry: { metrics } }: AppDeps): void {
+  metrics.modelReady.set(state.status === "ready" ? 1 : 0);
+  if (state.loadSeconds !== undefined) metrics.modelLoad.set(state.loadSeconds);
+  const info = state.classifier?.runner.info;
+  if (info) {
+    metrics.modelInfo.reset();
+    metrics.modelInfo.set({
+      name: info.name,
+      version: info.version,
+      weights: info.weights,
+      sha256: info.sha256,
+      runtime_version: info.runtimeVersion,
+    }, 1);
+  }
 }

@@ -2,7 +2,15 @@ import assert from "node:assert/strict";
 import { Classifier } from "../model/classifier.ts";
 import { loadLabels } from "../model/labels.ts";
 import { ModelState } from "../model/state.ts";
-import { captureLogs, fixture, multipart, readyApp, sharedClassifier, testConfig } from "../tests/helpers.ts";
+import {
+  captureLogs,
+  fixture,
+  multipart,
+  readyApp,
+  sharedClassifier,
+  testConfig,
+  testTelemetry,
+} from "../tests/helpers.ts";
 import { createApp } from "./app.ts";
 
 const PROBLEM = "application/problem+json";
@@ -55,7 +63,9 @@ Deno.test("POST /predict", async (t) => {
     assert.equal(typeof body.prediction.class_name, "string");
     assert.ok(body.prediction.confidence > 0 && body.prediction.confidence <= 1);
     assert.deepEqual(body.image, { format: "jpeg", width: 600, height: 400, bytes: coffee.byteLength });
-    for (const k of ["decode", "preprocess", "inference", "total"]) assert.ok(body.timings_ms[k] >= 0, k);
+    for (const k of ["read_body", "decode", "preprocess", "inference", "postprocess", "total"]) {
+      assert.ok(body.timings_ms[k] >= 0, k);
+    }
     assert.equal(body.inference_time_ms, body.timings_ms.inference);
   });
 
@@ -230,7 +240,7 @@ Deno.test("health, readiness and info", async (t) => {
 
   await t.step("/ready is 503 while loading, /health is 200", async () => {
     const state = new ModelState();
-    const app = createApp({ config, state });
+    const app = createApp({ config, state, ...testTelemetry(config) });
     assert.equal((await app.request("/health")).status, 200);
     const ready = await app.request("/ready");
     assert.equal(ready.status, 503);
@@ -278,7 +288,8 @@ Deno.test("unexpected errors are 500 problems without internals, and logged", as
   const broken = Object.create(runner);
   broken.run = () => Promise.reject(new Error("native failure at 0xdeadbeef"));
   state.markReady(new Classifier(broken, await loadLabels(), { maxImagePixels: 1e9 }), 0, 0);
-  const app = createApp({ config: testConfig(), state });
+  const config = testConfig();
+  const app = createApp({ config, state, ...testTelemetry(config) });
   const res = await app.request("/predict", { method: "POST", body: await fixture("images/coffee.jpg") });
   const body = await expectProblem(res, 500, "internal");
   assert.ok(!String(body.detail).includes("deadbeef"));

@@ -6,6 +6,7 @@ import type { Context } from "@hono/hono";
 import type { Config } from "../config.ts";
 import { type Classification, DecodeError, ImageHeaderError, PixelLimitError } from "../model/classifier.ts";
 import type { ModelState } from "../model/state.ts";
+import type { Metrics } from "../observability/metrics.ts";
 import { readBodyLimited } from "./body.ts";
 import { ProblemError } from "./problem.ts";
 import type { AppEnv } from "./types.ts";
@@ -68,7 +69,7 @@ function asProblem(err: unknown): unknown {
   return err;
 }
 
-export function predictHandler(config: Config, state: ModelState) {
+export function predictHandler(config: Config, state: ModelState, metrics: Metrics) {
   return async function predict(c: Context<AppEnv>): Promise<Response> {
     const started = performance.now();
     const k = parseTopK(c.req.query("top_k"), config.TOP_K);
@@ -78,16 +79,25 @@ export function predictHandler(config: Config, state: ModelState) {
         "retry-after": "5",
       });
     }
-    const bytes = await imageBytes(c, config.MAX_BODY_BYTES);
+    const stages = c.get("stages");
+    const bytes = await stages.run("read_body", async (annotate) => {
+      const b = await imageBytes(c, config.MAX_BODY_BYTES);
+      annotate({ "http.request.body.size": c.get("bytesIn"), "image.bytes": b.byteLength });
+      return b;
+    });
     let result: Classification;
     try {
-      result = await classifier.classify(bytes, k);
+      const header = classifier.inspect(bytes);
+      metrics.inputBytes.observe(bytes.byteLength);
+      metrics.inputPixels.observe(header.width * header.height);
+      result = await classifier.classify(bytes, k, stages);
     } catch (err) {
       throw asProblem(err);
     }
+    metrics.confidence.observe(result.top[0].confidence);
     const info = classifier.runner.info;
-    const t = result.timings;
-    const round = (ms: number) => +ms.toFixed(3);
+    const t = stages.timings;
+    const round = (ms: number | undefined) => +(ms ?? 0).toFixed(3);
     return c.json({
       request_id: c.get("requestId"),
       model: { name: info.name, version: info.version, weights: info.weights, sha256: info.sha256 },
@@ -97,6 +107,7 @@ export function predictHandler(config: Config, state: ModelState) {
       top_k: result.top,
       image: result.image,
       timings_ms: {
+        read_body: round(t.read_body),
         decode: round(t.decode),
         preprocess: round(t.preprocess),
         inference: round(t.inference),

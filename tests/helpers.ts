@@ -7,6 +7,8 @@ import { OrtRunner } from "../model/runner.ts";
 import { ModelState } from "../model/state.ts";
 import { createApp } from "../routes/app.ts";
 import { configureLogging, type LogRecord } from "../observability/logger.ts";
+import { createTelemetry } from "../observability/telemetry.ts";
+import { InMemorySpanExporter } from "@opentelemetry/sdk-trace-base";
 
 export const FIXTURES = new URL("./fixtures/", import.meta.url);
 
@@ -55,6 +57,13 @@ export function sharedClassifier(): Promise<Classifier> {
   return classifier;
 }
 
+/** Telemetry with an in-memory span exporter, so tests can read the spans a request produced. */
+export function testTelemetry(config: Config) {
+  const spans = new InMemorySpanExporter();
+  const telemetry = createTelemetry(config, "0.0.0-test", { exporter: spans, scheduledDelayMillis: 1 });
+  return { telemetry, spans };
+}
+
 /** An in-process app with the real model, ready; no port is opened. */
 export async function readyApp(env: Record<string, string> = {}) {
   const config = testConfig(env);
@@ -65,7 +74,8 @@ export async function readyApp(env: Record<string, string> = {}) {
     0,
     0,
   );
-  return { app: createApp({ config, state }), state, config };
+  const { telemetry, spans } = testTelemetry(config);
+  return { app: createApp({ config, state, telemetry }), state, config, telemetry, spans };
 }
 
 /** Routes log records into an array so tests can read them. */

@@ -1,0 +1,263 @@
+/**
+ * The metric catalogue (prom-client, on an injected Registry). Names follow
+ * Prometheus conventions: base units, `_seconds`, `_bytes`, `_total`.
+ * docs/observability.md describes each one.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+
+/** Stage names: the same strings name the spans and the Server-Timing entries. */
+export const STAGES = [
+  "read_body",
+  "decode",
+  "preprocess",
+  "queue_wait",
+  "inference",
+  "postprocess",
+] as const;
+export type StageName = typeof STAGES[number];
+
+/** Resolves a 300 ms objective: several buckets below it, one exactly at it. */
+export const LATENCY_BUCKETS = [
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.075,
+  0.1,
+  0.15,
+  0.2,
+  0.25,
+  0.3,
+  0.4,
+  0.5,
+  0.75,
+  1,
+  2.5,
+  5,
+  10,
+];
+const STAGE_BUCKETS = [
+  0.0005,
+  0.001,
+  0.0025,
+  0.005,
+  0.01,
+  0.02,
+  0.04,
+  0.06,
+  0.08,
+  0.1,
+  0.15,
+  0.25,
+  0.5,
+  1,
+  2.5,
+];
+const BYTE_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384].map((k) => k * 1024); // 1 KiB .. 16 MiB
+const PIXEL_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 40, 100].map((m) => m * 1e6);
+const CONFIDENCE_BUCKETS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1];
+
+/**
+ * prom-client default metrics that report real values under Deno (checked one
+ * by one). Left out, because Deno does not provide their source: resident and
+ * virtual memory, open and max fds (read /proc through Node's fs: always 0),
+ * active handles and requests, GC durations (no GC performance entries),
+ * `nodejs_eventloop_lag_seconds` (always 0; the percentiles work), and
+ * `nodejs_version_info` (reports Deno's Node-compat version; build_info has Deno's).
+ */
+const WORKING_DEFAULT_METRICS = [
+  "process_cpu_user_seconds_total",
+  "process_cpu_system_seconds_total",
+  "process_cpu_seconds_total",
+  "process_start_time_seconds",
+  "nodejs_eventloop_lag_min_seconds",
+  "nodejs_eventloop_lag_max_seconds",
+  "nodejs_eventloop_lag_mean_seconds",
+  "nodejs_eventloop_lag_stddev_seconds",
+  "nodejs_eventloop_lag_p50_seconds",
+  "nodejs_eventloop_lag_p90_seconds",
+  "nodejs_eventloop_lag_p99_seconds",
+  "nodejs_heap_size_total_bytes",
+  "nodejs_heap_size_used_bytes",
+  "nodejs_external_memory_bytes",
+  "nodejs_heap_space_size_total_bytes",
+  "nodejs_heap_space_size_used_bytes",
+  "nodejs_heap_space_size_available_bytes",
+];
+
+/** Counters the tracing and logging layers keep as plain numbers; exposed at scrape time. */
+export interface TelemetryStats {
+  spansExported: number;
+  spansDropped: number;
+  exportFailures: number;
+  logSinkFailures: number;
+}
+
+export function createMetrics(registry: Registry, telemetry: () => TelemetryStats) {
+  const r = [registry];
+  const exemplars = { enableExemplars: true } as const;
+  const m = {
+    registry,
+    httpRequests: new Counter({
+      name: "http_requests_total",
+      help: "HTTP requests answered, by method, matched route and status code.",
+      labelNames: ["method", "route", "status"] as const,
+      registers: r,
+    }),
+    httpDuration: new Histogram({
+      name: "http_request_duration_seconds",
+      help: "Time from receiving a request to its response being ready.",
+      labelNames: ["method", "route", "status"] as const,
+      buckets: LATENCY_BUCKETS,
+      registers: r,
+      ...exemplars,
+    }),
+    httpInFlight: new Gauge({
+      name: "http_requests_in_flight",
+      help: "Requests being handled right now.",
+      registers: r,
+    }),
+    stageDuration: new Histogram({
+      name: "inference_stage_duration_seconds",
+      help: "Duration of each stage of a prediction; stages are named as their spans.",
+      labelNames: ["stage"] as const,
+      buckets: STAGE_BUCKETS,
+      registers: r,
+      ...exemplars,
+    }),
+    rejected: new Counter({
+      name: "requests_rejected_total",
+      help: "Requests refused before or during a prediction, by reason.",
+      labelNames: ["reason"] as const,
+      registers: r,
+    }),
+    inputBytes: new Histogram({
+      name: "image_input_bytes",
+      help: "Size of uploaded images in bytes.",
+      buckets: BYTE_BUCKETS,
+      registers: r,
+    }),
+    inputPixels: new Histogram({
+      name: "image_input_pixels",
+      help: "Pixels (width x height) of uploaded images, from their headers.",
+      buckets: PIXEL_BUCKETS,
+      registers: r,
+    }),
+    confidence: new Histogram({
+      name: "prediction_confidence",
+      help: "Top-1 probability of each prediction; a shift down is a silent-failure signal.",
+      buckets: CONFIDENCE_BUCKETS,
+      registers: r,
+    }),
+    modelLoad: new Gauge({
+      name: "model_load_duration_seconds",
+      help: "Time to resolve, load and warm up the model at startup.",
+      registers: r,
+    }),
+    modelReady: new Gauge({
+      name: "model_ready",
+      help: "1 when the model is loaded, warm and admitting requests; 0 otherwise.",
+      registers: r,
+    }),
+    modelInfo: new Gauge({
+      name: "model_info",
+      help: "The model being served; always 1.",
+      labelNames: ["name", "version", "weights", "sha256", "runtime_version"] as const,
+      registers: r,
+    }),
+    buildInfo: new Gauge({
+      name: "build_info",
+      help: "Service version and runtime versions; always 1.",
+      labelNames: ["version", "deno", "v8", "typescript"] as const,
+      registers: r,
+    }),
+    residentMemory: new Gauge({
+      name: "process_resident_memory_bytes",
+      help: "Resident set size of the process (from Deno.memoryUsage).",
+      registers: r,
+      collect() {
+        this.set(Deno.memoryUsage().rss);
+      },
+    }),
+    spansExported: new Counter({
+      name: "telemetry_spans_exported_total",
+      help: "Spans handed to the OTLP exporter successfully.",
+      registers: r,
+      collect() {
+        this.reset();
+        this.inc(telemetry().spansExported);
+      },
+    }),
+    spansDropped: new Counter({
+      name: "telemetry_spans_dropped_total",
+      help: "Spans recorded but not exported (not sampled and neither failed nor slow, or buffers full).",
+      registers: r,
+      collect() {
+        this.reset();
+        this.inc(telemetry().spansDropped);
+      },
+    }),
+    telemetryFailures: new Counter({
+      name: "telemetry_export_failures_total",
+      help: "Telemetry that could not be delivered, by signal (traces: OTLP export; logs: sink errors).",
+      labelNames: ["signal"] as const,
+      registers: r,
+      collect() {
+        const t = telemetry();
+        this.reset();
+        this.inc({ signal: "traces" }, t.exportFailures);
+        this.inc({ signal: "logs" }, t.logSinkFailures);
+      },
+    }),
+  };
+
+  // Default metrics go to a scratch registry; only the ones that work under Deno are kept.
+  const scratch = new Registry();
+  collectDefaultMetrics({ register: scratch });
+  for (const name of WORKING_DEFAULT_METRICS) {
+    const metric = scratch.getSingleMetric(name);
+    if (metric) registry.registerMetric(metric);
+  }
+  return m;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+/** A registry that can render both the Prometheus text format and OpenMetrics (which carries exemplars). */
+export function createRegistry(): Registry {
+  // prom-client's typings omit the constructor's content-type argument.
+  const OpenMetricsRegistry = Registry as unknown as new (contentType: string) => Registry;
+  return new OpenMetricsRegistry(Registry.OPENMETRICS_CONTENT_TYPE);
+}
+
+/**
+ * Renders the registry in the format the scraper asked for: OpenMetrics (with
+ * exemplars) when its Accept header names it, the Prometheus text format otherwise.
+ */
+export function renderMetrics(
+  registry: Registry,
+  accept: string | undefined,
+): Promise<{ body: string; contentType: string }> {
+  const openMetrics = (accept ?? "").includes("application/openmetrics-text");
+  const type = openMetrics ? Registry.OPENMETRICS_CONTENT_TYPE : Registry.PROMETHEUS_CONTENT_TYPE;
+  // The format is a property of the registry, so scrapes are serialized: two
+  // concurrent scrapes must not switch it under each other.
+  const previous = renderQueue.get(registry) ?? Promise.resolve();
+  const next = previous.catch(() => {}).then(async () => {
+    // deno-lint-ignore no-explicit-any
+    (registry as any).setContentType(type);
+    return { body: await registry.metrics(), contentType: type };
+  });
+  renderQueue.set(registry, next);
+  return next;
+}
+
+const renderQueue = new WeakMap<Registry, Promise<unknown>>();
+
+/**
+ * Exemplar labels for `observe()`. prom-client types them as the metric's own
+ * label names, but exemplars carry other labels (trace_id), so the type is widened here once.
+ */
+export function exemplarLabels(labels: Record<string, string> | undefined): Record<never, never> | undefined {
+  return labels;
+}
