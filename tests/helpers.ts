@@ -23,8 +23,10 @@ export interface FixtureImage {
   reference: string;
 }
 
+/** The shared fixtures plus our own (grayscale JPEG, 16-bit PNG; see make_extra_fixtures.py). */
 export async function manifest(): Promise<FixtureImage[]> {
-  return JSON.parse(await Deno.readTextFile(new URL("manifest.json", FIXTURES))).images;
+  const read = async (name: string) => JSON.parse(await Deno.readTextFile(new URL(name, FIXTURES))).images;
+  return [...await read("manifest.json"), ...await read("manifest_extra.json")];
 }
 
 export function fixture(path: string): Promise<Uint8Array<ArrayBuffer>> {
