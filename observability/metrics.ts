@@ -244,9 +244,16 @@ export function renderMetrics(
   // concurrent scrapes must not switch it under each other.
   const previous = renderQueue.get(registry) ?? Promise.resolve();
   const next = previous.catch(() => {}).then(async () => {
-    // deno-lint-ignore no-explicit-any
-    (registry as any).setContentType(type);
-    return { body: await registry.metrics(), contentType: type };
+    // prom-client renames counters in place (drops `_total`) when rendering
+    // OpenMetrics; restore the names so the next Prometheus scrape is unchanged.
+    const names = registry.getMetricsAsArray().map((m) => [m, m.name] as const);
+    try {
+      // deno-lint-ignore no-explicit-any
+      (registry as any).setContentType(type);
+      return { body: await registry.metrics(), contentType: type };
+    } finally {
+      for (const [metric, name] of names) (metric as { name: string }).name = name;
+    }
   });
   renderQueue.set(registry, next);
   return next;

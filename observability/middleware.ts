@@ -109,7 +109,8 @@ export function observability(options: ObservabilityOptions): MiddlewareHandler<
         } finally {
           const durationMs = performance.now() - start;
           const status = c.res.status;
-          const route = matchedRoutes(c).findLast((r) => r.path !== "*")?.path ?? UNMATCHED_ROUTE;
+          const route = matchedRoutes(c).findLast((r) => r.handler !== observabilityMiddleware)?.path ??
+            UNMATCHED_ROUTE;
           const reason = c.get("rejectReason");
           try {
             c.header("x-request-id", requestId);
