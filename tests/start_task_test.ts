@@ -12,6 +12,7 @@ interface Started {
   lines: Array<Record<string, unknown>>;
   stderr: () => string;
   child: Deno.ChildProcess;
+  /** Resolves once the process has exited and all its stdout has been read. */
   status: Promise<Deno.CommandStatus>;
 }
 
@@ -26,7 +27,8 @@ async function startTask(env: Record<string, string>): Promise<Started> {
   }).spawn();
   const lines: Array<Record<string, unknown>> = [];
   let stderrText = "";
-  const status = child.status;
+  let stdoutClosed!: () => void;
+  const drained = new Promise<void>((r) => stdoutClosed = r);
   (async () => {
     for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) stderrText += chunk;
   })();
@@ -46,9 +48,11 @@ async function startTask(env: Record<string, string>): Promise<Started> {
           }
         }
       }
+      stdoutClosed();
       reject(new Error(`Server exited before listening: ${stderrText}`));
     })();
   });
+  const status = Promise.all([child.status, drained]).then(([s]) => s);
   return { port: await port, lines, stderr: () => stderrText, child, status };
 }
 
@@ -141,5 +145,61 @@ Deno.test("deno task start stops with a clear message when the model file is bro
     assert.match(String(fatal.error), /Cannot load ONNX model .*broken-test.onnx/);
   } finally {
     await Deno.remove(new URL(path, ROOT));
+  }
+});
+
+/** A real OTLP/HTTP receiver on loopback: collects the spans the exporter POSTs (JSON encoding). */
+function otlpReceiver() {
+  const spans: Array<{ traceId: string; name: string; parentSpanId?: string }> = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    if (req.method !== "POST" || new URL(req.url).pathname !== "/v1/traces") {
+      return new Response(null, { status: 404 });
+    }
+    const body = await req.json();
+    for (const rs of body.resourceSpans ?? []) {
+      for (const ss of rs.scopeSpans ?? []) for (const s of ss.spans ?? []) spans.push(s);
+    }
+    return Response.json({});
+  });
+  return {
+    endpoint: `http://127.0.0.1:${server.addr.port}`,
+    spans,
+    [Symbol.asyncDispose]: () => server.shutdown(),
+  };
+}
+
+Deno.test("deno task start exports traces to an OTLP/HTTP endpoint, linked to logs by trace id", async () => {
+  await using receiver = otlpReceiver();
+  const server = await startTask({
+    MODEL_SOURCE: "synthetic",
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+  });
+  try {
+    await waitReady(server.port, 120_000);
+    const res = await fetch(`http://127.0.0.1:${server.port}/predict`, {
+      method: "POST",
+      body: await fixture("images/coffee.jpg"),
+      headers: { "x-request-id": "e2e-otlp-1" },
+    });
+    assert.equal(res.status, 200);
+    await res.body?.cancel();
+    const traceId = res.headers.get("traceparent")!.split("-")[1];
+    // SIGTERM flushes the batch processor before exit.
+    server.child.kill("SIGTERM");
+    assert.equal((await server.status).code, 0, server.stderr());
+    const mine = receiver.spans.filter((s) => s.traceId === traceId);
+    assert.deepEqual(
+      mine.map((s) => s.name).sort(),
+      ["POST /predict", "decode", "inference", "postprocess", "preprocess", "read_body"],
+    );
+    const access = server.lines.find((l) =>
+      l.logger === "inference-gateway.http" && l.request_id === "e2e-otlp-1"
+    );
+    assert.equal(access?.trace_id, traceId);
+  } finally {
+    try {
+      server.child.kill("SIGKILL");
+    } catch { /* already exited */ }
+    await server.status;
   }
 });
