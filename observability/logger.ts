@@ -47,7 +47,7 @@ export const logSinkFailures = { count: 0 };
  */
 export function guardedSink(sink: Sink, onFailure?: (err: unknown) => void): Sink {
   let reported = false;
-  return (record: LogRecord) => {
+  const guarded = (record: LogRecord) => {
     try {
       sink(record);
     } catch (err) {
@@ -61,6 +61,17 @@ export function guardedSink(sink: Sink, onFailure?: (err: unknown) => void): Sin
       }
     }
   };
+  // Keep the inner sink's flush hooks: without them dispose() would not wait
+  // for buffered lines and the last ones before exit would be lost.
+  const hooks = sink as Partial<AsyncDisposable & Disposable & { drain: () => Promise<void> }>;
+  const asyncDispose = hooks[Symbol.asyncDispose];
+  const dispose = hooks[Symbol.dispose];
+  const drain = hooks.drain;
+  return Object.assign(guarded, {
+    ...(asyncDispose ? { [Symbol.asyncDispose]: asyncDispose.bind(sink) } : {}),
+    ...(dispose ? { [Symbol.dispose]: dispose.bind(sink) } : {}),
+    ...(drain ? { drain: drain.bind(sink) } : {}),
+  });
 }
 
 export interface LoggingOptions {
