@@ -2,8 +2,7 @@
 import { type Config, loadConfig } from "../config.ts";
 import { Classifier } from "../model/classifier.ts";
 import { loadLabels } from "../model/labels.ts";
-import { ensureSynthetic } from "../model/loader.ts";
-import { OrtRunner } from "../model/runner.ts";
+import { loadModel } from "../model/load.ts";
 import { ModelState } from "../model/state.ts";
 import { createApp } from "../routes/app.ts";
 import { configureLogging, type LogRecord } from "../observability/logger.ts";
@@ -43,17 +42,9 @@ let classifier: Promise<Classifier> | undefined;
 /** The real full-size synthetic ResNet-50, built once into ./models and shared by all tests of a file. */
 export function sharedClassifier(): Promise<Classifier> {
   classifier ??= (async () => {
-    const config = testConfig();
-    const resolved = await ensureSynthetic(config);
-    const runner = await OrtRunner.create({
-      path: resolved.path,
-      name: config.MODEL_NAME,
-      weights: resolved.weights,
-      sha256: resolved.sha256,
-      source: resolved.source,
-      intraOpThreads: 0,
-    });
-    await runner.warmup(1);
+    // The same load path as the server: resolve, load, warm up.
+    const config = testConfig({ MODEL_SOURCE: "synthetic" });
+    const { runner } = await loadModel(config);
     return new Classifier(runner, await loadLabels(), { maxImagePixels: config.MAX_IMAGE_PIXELS });
   })();
   return classifier;
