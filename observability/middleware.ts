@@ -157,8 +157,11 @@ export function observability(options: ObservabilityOptions): MiddlewareHandler<
             user_agent: c.req.header("user-agent"),
             reject_reason: reason,
           };
-          if (status >= 500) access.error("{method} {route} {status}", fields);
-          else if (quiet.has(c.req.path)) access.debug("{method} {route} {status}", fields);
+          // Probes answering 503 while loading or draining are expected; 503 elsewhere is
+          // designed back-pressure (warning); other 5xx are faults (error).
+          if (quiet.has(c.req.path)) access.debug("{method} {route} {status}", fields);
+          else if (status === 503) access.warn("{method} {route} {status}", fields);
+          else if (status >= 500) access.error("{method} {route} {status}", fields);
           else access.info("{method} {route} {status}", fields);
         }
       }));
