@@ -47,7 +47,17 @@ export const configSchema = z.object({
   TOP_K: int(1, 20, 5),
   MAX_BODY_BYTES: int(1024, 1024 * MiB, 10 * MiB),
   MAX_IMAGE_PIXELS: int(1, 1_000_000_000, 40_000_000),
-  INTRA_OP_THREADS: int(0, 256, 0),
+  /** Threads per onnxruntime session; with INFERENCE_WORKERS=2 on 2 cores, 1 measured best (docs/performance.md). */
+  INTRA_OP_THREADS: int(0, 256, 1),
+  /** Sessions, each in its own Worker; 0 runs inference on the main thread (tests, debugging). */
+  INFERENCE_WORKERS: int(0, 64, 2),
+  MAX_BATCH_SIZE: int(1, 64, 4),
+  /** How long the first queued request may wait for a batch to fill when a runner is idle. */
+  MAX_BATCH_DELAY_MS: int(0, 1000, 0),
+  /** Requests waiting for a runner; past this, new ones are refused at once with 503. */
+  MAX_QUEUE: int(1, 100_000, 32),
+  /** A request that has not reached the model by then is answered 504 and dropped. */
+  REQUEST_TIMEOUT_MS: int(1, 600_000, 5000),
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000, 10_000),
   LOG_LEVEL: z.enum(LOG_LEVELS, { error: `one of ${LOG_LEVELS.join(", ")}` }).default("info"),
   /** Requests slower than this count against the latency objective; slow traces are always kept. */

@@ -5,10 +5,9 @@
  */
 import denoJson from "./deno.json" with { type: "json" };
 import { type Config, ConfigError, loadConfig, publicConfig } from "./config.ts";
-import { Classifier } from "./model/classifier.ts";
 import { initDecoders } from "./model/decode.ts";
 import { loadLabels } from "./model/labels.ts";
-import { loadModel } from "./model/load.ts";
+import { buildClassifier, loadModel, superviseWorkers } from "./model/load.ts";
 import { ModelState } from "./model/state.ts";
 import { createApp } from "./routes/app.ts";
 import { buildInfo } from "./routes/health.ts";
@@ -58,11 +57,11 @@ async function shutdown(signal: string): Promise<void> {
     timeout_ms: config.SHUTDOWN_TIMEOUT_MS,
   });
   const drained = await Promise.race([
-    server.shutdown().then(() => true),
+    Promise.all([server.shutdown(), state.classifier?.batcher.drain()]).then(() => true),
     new Promise<false>((r) => setTimeout(() => r(false), config.SHUTDOWN_TIMEOUT_MS)),
   ]);
   if (!drained) log.warn("Drain timed out; closing remaining connections");
-  await state.classifier?.runner.close().catch(() => {});
+  await Promise.all((state.classifier?.batcher.runners ?? []).map((r) => r.close().catch(() => {})));
   // Bounded by the exporter's timeout; a dead collector must not hold the exit.
   await telemetry.tracing.shutdown().catch(() => {});
   log.info("Shutdown complete");
@@ -75,14 +74,20 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
 
 try {
   const [labels, loaded] = await Promise.all([loadLabels(), loadModel(config), initDecoders()]);
-  state.markReady(
-    new Classifier(loaded.runner, labels, { maxImagePixels: config.MAX_IMAGE_PIXELS }),
-    loaded.loadSeconds,
-    loaded.warmupMs,
-  );
+  const { metrics, tracing } = telemetry;
+  const classifier = buildClassifier(config, loaded, labels, {
+    tracer: tracing.tracer,
+    onQueueDepth: (depth) => metrics.queueDepth.set(depth),
+    onBatch: (size) => metrics.batchSize.observe(size),
+  });
+  superviseWorkers(classifier.batcher, loaded.runnerOptions, () => metrics.workerRestarts.inc());
+  state.markReady(classifier, loaded.loadSeconds, loaded.warmupMs);
   log.info("Ready: serving {model} ({weights} weights)", {
-    model: loaded.runner.info.name,
-    weights: loaded.runner.info.weights,
+    model: loaded.info.name,
+    weights: loaded.info.weights,
+    sessions: loaded.runners.length,
+    max_batch_size: config.MAX_BATCH_SIZE,
+    max_queue: config.MAX_QUEUE,
   });
 } catch (err) {
   const message = err instanceof Error ? err.message : String(err);

@@ -6,13 +6,21 @@
 import type { Config } from "../config.ts";
 import { logger } from "../observability/logger.ts";
 import { type ResolvedModel, resolveModel } from "./loader.ts";
-import { OrtRunner } from "./runner.ts";
+import type { Tracer } from "@opentelemetry/api";
+import { Batcher } from "./batcher.ts";
+import { Classifier } from "./classifier.ts";
+import { type ModelInfo, type ModelRunner, OrtRunner, type OrtRunnerOptions } from "./runner.ts";
+import { WorkerRunner } from "./worker_runner.ts";
 
 export interface LoadedModel {
-  runner: OrtRunner;
+  /** One per session: in Workers, or a single in-process runner when INFERENCE_WORKERS=0. */
+  runners: ModelRunner[];
+  info: ModelInfo;
   resolved: ResolvedModel;
   loadSeconds: number;
   warmupMs: number;
+  /** Options to start another identical runner (to replace a dead worker). */
+  runnerOptions: OrtRunnerOptions;
 }
 
 /** Resolves, loads and warms the model: everything that must happen before `/ready` turns 200. */
@@ -27,14 +35,28 @@ export async function loadModel(config: Config, fetchImpl?: typeof fetch): Promi
       { weights: "synthetic", path: resolved.path },
     );
   }
-  const runner = await OrtRunner.create({
+  const runnerOptions: OrtRunnerOptions = {
     path: resolved.path,
     name: config.MODEL_NAME,
     weights: resolved.weights,
     sha256: resolved.sha256,
     source: resolved.source,
     intraOpThreads: config.INTRA_OP_THREADS,
-  });
+  };
+  let runners: ModelRunner[];
+  let warmupMs: number;
+  if (config.INFERENCE_WORKERS === 0) {
+    const runner = await OrtRunner.create(runnerOptions);
+    warmupMs = await runner.warmup();
+    runners = [runner];
+  } else {
+    const workers = await Promise.all(
+      Array.from({ length: config.INFERENCE_WORKERS }, () => WorkerRunner.create(runnerOptions)),
+    );
+    warmupMs = Math.max(...workers.map((w) => w.warmupMs));
+    runners = workers;
+  }
+  const info = runners[0].info;
   const loadSeconds = (performance.now() - t0) / 1000;
   log.info("Model loaded from {source} in {seconds} s", {
     source: resolved.source,
@@ -42,13 +64,74 @@ export async function loadModel(config: Config, fetchImpl?: typeof fetch): Promi
     path: resolved.path,
     sha256: resolved.sha256,
     weights: resolved.weights,
-    input: runner.info.inputName,
-    output: runner.info.outputName,
+    input: info.inputName,
+    output: info.outputName,
+    sessions: runners.length,
+    in_workers: config.INFERENCE_WORKERS > 0,
+    intra_op_threads: config.INTRA_OP_THREADS,
   });
-  const warmupMs = await runner.warmup();
-  log.info("Model warmed up: last warm-up inference took {ms} ms", {
+  log.info("Model warmed up: slowest warm-up inference took {ms} ms", {
     ms: +warmupMs.toFixed(1),
-    softmax_applied_by: runner.info.outputsProbabilities ? "model" : "gateway",
+    softmax_applied_by: info.outputsProbabilities ? "model" : "gateway",
   });
-  return { runner, resolved, loadSeconds, warmupMs };
+  return { runners, info, resolved, loadSeconds, warmupMs, runnerOptions };
+}
+
+/**
+ * Replaces any inference worker that dies: its in-flight requests have
+ * already been failed by the runner; queued ones wait for the replacement
+ * (or their deadline). Restarts are counted through `onRestart`.
+ */
+export function superviseWorkers(
+  batcher: Batcher,
+  runnerOptions: OrtRunnerOptions,
+  onRestart: (reason: string) => void = () => {},
+  create: (options: OrtRunnerOptions) => Promise<WorkerRunner> = (o) => WorkerRunner.create(o, 1),
+): void {
+  const log = logger("model");
+  const watch = (runner: ModelRunner) => {
+    if (!(runner instanceof WorkerRunner)) return;
+    runner.onDeath(async (reason) => {
+      if (reason === "closed") return;
+      batcher.retire(runner);
+      onRestart(reason);
+      log.error("Inference worker died ({reason}); starting a replacement", { reason });
+      for (let attempt = 1;; attempt++) {
+        try {
+          const fresh = await create(runnerOptions);
+          batcher.add(fresh);
+          watch(fresh);
+          log.info("Replacement inference worker ready", { attempt });
+          return;
+        } catch (err) {
+          log.error("Replacement inference worker failed to start: {error}", { error: String(err), attempt });
+          await new Promise((r) => setTimeout(r, Math.min(30_000, 500 * 2 ** attempt)));
+        }
+      }
+    });
+  };
+  for (const runner of batcher.runners) watch(runner);
+}
+
+export interface ClassifierHooks {
+  tracer?: Tracer;
+  onQueueDepth?: (depth: number) => void;
+  onBatch?: (size: number) => void;
+}
+
+/** The batcher over the loaded runners, and the classifier that feeds it. */
+export function buildClassifier(
+  config: Config,
+  loaded: Pick<LoadedModel, "runners" | "info">,
+  labels: readonly string[],
+  hooks: ClassifierHooks = {},
+): Classifier {
+  const batcher = new Batcher(loaded.runners, {
+    maxBatchSize: config.MAX_BATCH_SIZE,
+    maxBatchDelayMs: config.MAX_BATCH_DELAY_MS,
+    maxQueue: config.MAX_QUEUE,
+    classes: loaded.info.classes,
+    ...hooks,
+  });
+  return new Classifier(loaded.info, batcher, labels, { maxImagePixels: config.MAX_IMAGE_PIXELS });
 }

@@ -149,6 +149,32 @@ export function createMetrics(registry: Registry, telemetry: () => TelemetryStat
       buckets: CONFIDENCE_BUCKETS,
       registers: r,
     }),
+    batchSize: new Histogram({
+      name: "inference_batch_size",
+      help: "Images per onnxruntime run (dynamic batching).",
+      buckets: [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64],
+      registers: r,
+    }),
+    queueDepth: new Gauge({
+      name: "inference_queue_depth",
+      help: "Requests waiting for an inference runner.",
+      registers: r,
+    }),
+    queueLimit: new Gauge({
+      name: "inference_queue_limit",
+      help: "MAX_QUEUE: past this depth requests are refused with 503 overloaded.",
+      registers: r,
+    }),
+    workers: new Gauge({
+      name: "inference_workers",
+      help: "Inference sessions in service.",
+      registers: r,
+    }),
+    workerRestarts: new Counter({
+      name: "inference_worker_restarts_total",
+      help: "Inference workers that died and were replaced.",
+      registers: r,
+    }),
     modelLoad: new Gauge({
       name: "model_load_duration_seconds",
       help: "Time to resolve, load and warm up the model at startup.",

@@ -2,15 +2,15 @@ import assert from "node:assert/strict";
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import { ExportResultCode } from "@opentelemetry/core";
 import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace-base";
-import { Classifier } from "../model/classifier.ts";
-import { loadLabels } from "../model/labels.ts";
 import { ModelState } from "../model/state.ts";
 import { createApp } from "../routes/app.ts";
 import {
+  brokenRunner,
   captureLogs,
   fixture,
   readyApp,
   sharedClassifier,
+  stateWithRunner,
   testConfig,
   testTelemetry,
 } from "../tests/helpers.ts";
@@ -30,37 +30,44 @@ async function flushed(
 Deno.test("traces", async (t) => {
   await captureLogs("info");
 
-  await t.step("a prediction is one server span with the six stage spans as children", async () => {
-    const { app, spans, telemetry } = await readyApp();
-    const res = await app.request("/predict", { method: "POST", body: await fixture("images/coffee.jpg") });
-    assert.equal(res.status, 200);
-    await res.body?.cancel();
-    const all = await flushed(spans, telemetry);
-    const server = all.find((s) => s.kind === SpanKind.SERVER)!;
-    assert.equal(server.name, "POST /predict");
-    assert.equal(server.attributes["http.request.method"], "POST");
-    assert.equal(server.attributes["http.route"], "/predict");
-    assert.equal(server.attributes["http.response.status_code"], 200);
-    assert.equal(server.attributes["url.path"], "/predict");
-    assert.notEqual(server.status.code, SpanStatusCode.ERROR);
-    const children = all.filter((s) => s.parentSpanContext?.spanId === server.spanContext().spanId);
-    assert.deepEqual(children.map((s) => s.name), [
-      "read_body",
-      "decode",
-      "preprocess",
-      "inference",
-      "postprocess",
-    ]);
-    const byName = Object.fromEntries(children.map((s) => [s.name, s.attributes]));
-    assert.equal(byName.decode["image.format"], "jpeg");
-    assert.equal(byName.decode["image.width"], 600);
-    assert.equal(byName.decode["image.height"], 400);
-    assert.equal(byName.inference["model.name"], "resnet50");
-    assert.equal(byName.inference["inference.batch_size"], 1);
-    assert.equal(typeof byName.postprocess["prediction.class_id"], "number");
-    assert.equal(typeof byName.postprocess["prediction.score"], "number");
-    for (const s of all) assert.equal(s.spanContext().traceId, server.spanContext().traceId);
-  });
+  await t.step(
+    "a prediction is one server span with the six stage spans as children (queue_wait included)",
+    async () => {
+      const { app, spans, telemetry } = await readyApp();
+      const res = await app.request("/predict", { method: "POST", body: await fixture("images/coffee.jpg") });
+      assert.equal(res.status, 200);
+      await res.body?.cancel();
+      const all = await flushed(spans, telemetry);
+      const server = all.find((s) => s.kind === SpanKind.SERVER)!;
+      assert.equal(server.name, "POST /predict");
+      assert.equal(server.attributes["http.request.method"], "POST");
+      assert.equal(server.attributes["http.route"], "/predict");
+      assert.equal(server.attributes["http.response.status_code"], 200);
+      assert.equal(server.attributes["url.path"], "/predict");
+      assert.notEqual(server.status.code, SpanStatusCode.ERROR);
+      const children = all.filter((s) => s.parentSpanContext?.spanId === server.spanContext().spanId);
+      assert.deepEqual(
+        children.map((s) => s.name),
+        ["read_body", "decode", "preprocess", "queue_wait", "inference", "postprocess"],
+      );
+      const byName = Object.fromEntries(children.map((s) => [s.name, s.attributes]));
+      assert.equal(byName.decode["image.format"], "jpeg");
+      assert.equal(byName.decode["image.width"], 600);
+      assert.equal(byName.decode["image.height"], 400);
+      assert.equal(byName.inference["model.name"], "resnet50");
+      assert.equal(byName.inference["inference.batch_size"], 1);
+      assert.equal(typeof byName.postprocess["prediction.class_id"], "number");
+      assert.equal(typeof byName.postprocess["prediction.score"], "number");
+      const traceId = server.spanContext().traceId;
+      for (const s of all.filter((s) => s.name !== "inference_batch")) {
+      }
+      assert.equal(byName.inference["inference.batch_size"], 1);
+      // The batch is a trace of its own that links to each request it served.
+      const batch = all.find((s) => s.name === "inference_batch")!;
+      assert.ok(batch.links.some((l) => l.context.traceId === traceId));
+      assert.equal(batch.attributes["inference.batch_size"], 1);
+    },
+  );
 
   await t.step("response headers carry traceparent, X-Request-ID and Server-Timing", async () => {
     const { app } = await readyApp();
@@ -133,7 +140,12 @@ Deno.test("traces", async (t) => {
       const slowApp = createApp({ config, state: await readyState(), telemetry: slow.telemetry });
       await (await slowApp.request("/predict", { method: "POST", body: coffee })).body?.cancel();
       const kept = await flushed(slow.spans, slow.telemetry);
-      assert.equal(kept.length, 6, "the slow request's whole trace is exported");
+      // Server span and its six stages; the batch span is a trace of its own, linked.
+      assert.equal(
+        kept.filter((s) => s.name !== "inference_batch").length,
+        7,
+        "the slow request's whole trace",
+      );
 
       const failing = testTelemetry(fast);
       const failApp = createApp({ config: fast, state: await brokenState(), telemetry: failing.telemetry });
@@ -263,7 +275,9 @@ Deno.test("one request's trace id is in its response, spans, access log and an e
 
   const exported = await flushed(spans, telemetry);
   assert.ok(exported.length >= 6);
-  assert.ok(exported.every((s) => s.spanContext().traceId === traceId));
+  assert.ok(
+    exported.filter((s) => s.name !== "inference_batch").every((s) => s.spanContext().traceId === traceId),
+  );
 
   const access = logs.find((l) =>
     l.category.join(".") === "inference-gateway.http" && l.properties.trace_id === traceId
@@ -300,21 +314,9 @@ Deno.test("log lines inside a request carry request_id, trace_id and span_id imp
 });
 
 async function readyState(): Promise<ModelState> {
-  const state = new ModelState();
-  state.markReady(
-    new Classifier((await sharedClassifier()).runner, await loadLabels(), { maxImagePixels: 1e9 }),
-    0,
-    0,
-  );
-  return state;
+  return stateWithRunner((await sharedClassifier()).batcher.runners[0]);
 }
 
-/** A model whose native call fails, as a corrupted session would: the only way to get a real 500. */
 async function brokenState(): Promise<ModelState> {
-  const { runner } = await sharedClassifier();
-  const broken = Object.create(runner);
-  broken.run = () => Promise.reject(new Error("native failure"));
-  const state = new ModelState();
-  state.markReady(new Classifier(broken, await loadLabels(), { maxImagePixels: 1e9 }), 0, 0);
-  return state;
+  return stateWithRunner(await brokenRunner("native failure"));
 }

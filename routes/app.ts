@@ -27,6 +27,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const build = deps.build ?? buildInfo("0.0.0-dev");
   const app = new Hono<AppEnv>();
   const log = logger("http");
+  metrics.queueLimit.set(config.MAX_QUEUE);
   metrics.buildInfo.set({
     version: build.version,
     deno: build.deno,
@@ -62,9 +63,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     const requestId = c.get("requestId");
     if (err instanceof ProblemError) {
       c.set("rejectReason", PROBLEMS[err.code].reason);
-      if (err.status >= 500 && err.code !== "not_ready") {
-        log.error("Request failed: {detail}", { detail: err.detail });
-      }
+      // Designed refusals (503 overloaded/not_ready, 504) are in the access log; faults also here.
+      if (err.code === "internal") log.error("Request failed: {detail}", { detail: err.detail });
       return problemResponse(err.code, err.detail, { instance: c.req.path, requestId, headers: err.headers });
     }
     c.set("rejectReason", "internal");
@@ -86,8 +86,13 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 /** Model gauges are derived from the model state at scrape time, so no code path can forget to update them. */
 function refreshModelMetrics({ state, telemetry: { metrics } }: AppDeps): void {
   metrics.modelReady.set(state.status === "ready" ? 1 : 0);
+  const batcher = state.classifier?.batcher;
+  if (batcher) {
+    metrics.queueDepth.set(batcher.queueDepth);
+    metrics.workers.set(batcher.runners.length);
+  }
   if (state.loadSeconds !== undefined) metrics.modelLoad.set(state.loadSeconds);
-  const info = state.classifier?.runner.info;
+  const info = state.classifier?.info;
   if (info) {
     metrics.modelInfo.reset();
     metrics.modelInfo.set({

@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
-import { Classifier } from "../model/classifier.ts";
-import { loadLabels } from "../model/labels.ts";
 import { ModelState } from "../model/state.ts";
 import {
+  brokenRunner,
   captureLogs,
   fixture,
   multipart,
   readyApp,
   sharedClassifier,
+  stateWithRunner,
   testConfig,
   testTelemetry,
 } from "../tests/helpers.ts";
@@ -282,14 +282,12 @@ Deno.test("health, readiness and info", async (t) => {
 
 Deno.test("unexpected errors are 500 problems without internals, and logged", async () => {
   const logs = await captureLogs("info");
-  const state = new ModelState();
-  const { runner } = await sharedClassifier();
-  // A runner whose native call fails, as a corrupted session would.
-  const broken = Object.create(runner);
-  broken.run = () => Promise.reject(new Error("native failure at 0xdeadbeef"));
-  state.markReady(new Classifier(broken, await loadLabels(), { maxImagePixels: 1e9 }), 0, 0);
   const config = testConfig();
-  const app = createApp({ config, state, ...testTelemetry(config) });
+  const app = createApp({
+    config,
+    state: await stateWithRunner(await brokenRunner()),
+    ...testTelemetry(config),
+  });
   const res = await app.request("/predict", { method: "POST", body: await fixture("images/coffee.jpg") });
   const body = await expectProblem(res, 500, "internal");
   assert.ok(!String(body.detail).includes("deadbeef"));

@@ -42,7 +42,7 @@ export function readyHandler(state: ModelState) {
 
 export function infoHandler(config: Config, state: ModelState, build: BuildInfo) {
   return function info(c: Context<AppEnv>): Response {
-    const m = state.classifier?.runner.info;
+    const m = state.classifier?.info;
     return c.json({
       ...build,
       status: state.status,

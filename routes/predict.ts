@@ -4,6 +4,7 @@
  */
 import type { Context } from "@hono/hono";
 import type { Config } from "../config.ts";
+import { CancelledError, DeadlineError, DrainingError, OverloadedError } from "../model/batcher.ts";
 import { type Classification, DecodeError, ImageHeaderError, PixelLimitError } from "../model/classifier.ts";
 import type { ModelState } from "../model/state.ts";
 import type { Metrics } from "../observability/metrics.ts";
@@ -66,6 +67,12 @@ function asProblem(err: unknown): unknown {
   }
   if (err instanceof PixelLimitError) return new ProblemError("too_many_pixels", err.message);
   if (err instanceof DecodeError) return new ProblemError("undecodable_image", err.message);
+  if (err instanceof OverloadedError) {
+    return new ProblemError("overloaded", err.message, { "retry-after": "1" });
+  }
+  if (err instanceof DeadlineError) return new ProblemError("timeout", err.message);
+  if (err instanceof CancelledError) return new ProblemError("client_closed", err.message);
+  if (err instanceof DrainingError) return new ProblemError("not_ready", err.message, { "retry-after": "5" });
   return err;
 }
 
@@ -90,12 +97,15 @@ export function predictHandler(config: Config, state: ModelState, metrics: Metri
       const header = classifier.inspect(bytes);
       metrics.inputBytes.observe(bytes.byteLength);
       metrics.inputPixels.observe(header.width * header.height);
-      result = await classifier.classify(bytes, k, stages);
+      result = await classifier.classify(bytes, k, stages, {
+        signal: c.req.raw.signal,
+        timeoutMs: config.REQUEST_TIMEOUT_MS,
+      });
     } catch (err) {
       throw asProblem(err);
     }
     metrics.confidence.observe(result.top[0].confidence);
-    const info = classifier.runner.info;
+    const info = classifier.info;
     const t = stages.timings;
     const round = (ms: number | undefined) => +(ms ?? 0).toFixed(3);
     return c.json({

@@ -2,7 +2,8 @@
 import { type Config, loadConfig } from "../config.ts";
 import { Classifier } from "../model/classifier.ts";
 import { loadLabels } from "../model/labels.ts";
-import { loadModel } from "../model/load.ts";
+import { buildClassifier, loadModel } from "../model/load.ts";
+import type { ModelRunner } from "../model/runner.ts";
 import { ModelState } from "../model/state.ts";
 import { createApp } from "../routes/app.ts";
 import { configureLogging, type LogRecord } from "../observability/logger.ts";
@@ -42,10 +43,11 @@ let classifier: Promise<Classifier> | undefined;
 /** The real full-size synthetic ResNet-50, built once into ./models and shared by all tests of a file. */
 export function sharedClassifier(): Promise<Classifier> {
   classifier ??= (async () => {
-    // The same load path as the server: resolve, load, warm up.
-    const config = testConfig({ MODEL_SOURCE: "synthetic" });
-    const { runner } = await loadModel(config);
-    return new Classifier(runner, await loadLabels(), { maxImagePixels: config.MAX_IMAGE_PIXELS });
+    // The same load path as the server (resolve, load, warm up), with the session in
+    // this thread: tests then need no worker teardown. Worker tests start their own.
+    const config = testConfig({ MODEL_SOURCE: "synthetic", INFERENCE_WORKERS: "0", INTRA_OP_THREADS: "2" });
+    const loaded = await loadModel(config);
+    return buildClassifier(config, loaded, await loadLabels());
   })();
   return classifier;
 }
@@ -61,13 +63,18 @@ export function testTelemetry(config: Config) {
 export async function readyApp(env: Record<string, string> = {}) {
   const config = testConfig(env);
   const state = new ModelState();
-  const c = await sharedClassifier();
+  const shared = await sharedClassifier();
+  const { telemetry, spans } = testTelemetry(config);
+  const { metrics } = telemetry;
   state.markReady(
-    new Classifier(c.runner, await loadLabels(), { maxImagePixels: config.MAX_IMAGE_PIXELS }),
+    buildClassifier(config, { runners: [...shared.batcher.runners], info: shared.info }, await loadLabels(), {
+      tracer: telemetry.tracing.tracer,
+      onQueueDepth: (depth) => metrics.queueDepth.set(depth),
+      onBatch: (size) => metrics.batchSize.observe(size),
+    }),
     0,
     0,
   );
-  const { telemetry, spans } = testTelemetry(config);
   return { app: createApp({ config, state, telemetry }), state, config, telemetry, spans };
 }
 
@@ -91,4 +98,27 @@ export function multipart(
     );
   }
   return form;
+}
+
+/** A ready state whose classifier uses `runner` (for example one that fails like a corrupted session). */
+export async function stateWithRunner(
+  runner: ModelRunner,
+  env: Record<string, string> = {},
+): Promise<ModelState> {
+  const shared = await sharedClassifier();
+  const state = new ModelState();
+  state.markReady(
+    buildClassifier(testConfig(env), { runners: [runner], info: shared.info }, await loadLabels()),
+    0,
+    0,
+  );
+  return state;
+}
+
+/** The shared model, but every inference fails as a native fault would: the only way to get a real 500. */
+export async function brokenRunner(message = "native failure at 0xdeadbeef"): Promise<ModelRunner> {
+  const shared = await sharedClassifier();
+  const broken: ModelRunner = Object.create(shared.batcher.runners[0]);
+  broken.run = () => Promise.reject(new Error(message));
+  return broken;
 }

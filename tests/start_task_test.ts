@@ -190,7 +190,7 @@ Deno.test("deno task start exports traces to an OTLP/HTTP endpoint, linked to lo
     const mine = receiver.spans.filter((s) => s.traceId === traceId);
     assert.deepEqual(
       mine.map((s) => s.name).sort(),
-      ["POST /predict", "decode", "inference", "postprocess", "preprocess", "read_body"],
+      ["POST /predict", "decode", "inference", "postprocess", "preprocess", "queue_wait", "read_body"],
     );
     const access = server.lines.find((l) =>
       l.logger === "inference-gateway.http" && l.request_id === "e2e-otlp-1"

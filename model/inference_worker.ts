@@ -1,0 +1,60 @@
+/// <reference no-default-lib="true" />
+/// <reference lib="deno.worker" />
+/**
+ * Worker entry: owns one onnxruntime session. onnxruntime-node's `run` keeps
+ * the calling JavaScript thread busy for the whole inference, so running it
+ * here keeps the server's event loop free for HTTP, /health and /metrics.
+ *
+ * Protocol (structured clone, tensors transferred, never copied):
+ *   -> { type: "init", options }          <- { type: "ready", info, warmupMs } | { type: "failed", message }
+ *   -> { type: "run", id, input, batch }  <- { type: "result", id, output } | { type: "error", id, message }
+ *   -> { type: "close" }                  <- { type: "closed" }
+ */
+import { OrtRunner, type OrtRunnerOptions } from "./runner.ts";
+
+export type WorkerRequest =
+  | { type: "init"; options: OrtRunnerOptions; warmupIterations: number }
+  | { type: "run"; id: number; input: ArrayBuffer; batch: number }
+  | { type: "close" };
+
+export type WorkerReply =
+  | { type: "ready"; info: OrtRunner["info"]; warmupMs: number }
+  | { type: "failed"; message: string }
+  | { type: "result"; id: number; output: ArrayBuffer }
+  | { type: "error"; id: number; message: string }
+  | { type: "closed" };
+
+let runner: OrtRunner | undefined;
+const reply = (message: WorkerReply, transfer: Transferable[] = []) =>
+  self.postMessage(message, { transfer });
+const text = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+self.onmessage = async (event: MessageEvent<WorkerRequest>) => {
+  const msg = event.data;
+  switch (msg.type) {
+    case "init":
+      try {
+        runner = await OrtRunner.create(msg.options);
+        const warmupMs = await runner.warmup(msg.warmupIterations);
+        reply({ type: "ready", info: runner.info, warmupMs });
+      } catch (err) {
+        reply({ type: "failed", message: text(err) });
+      }
+      return;
+    case "run":
+      try {
+        if (!runner) throw new Error("Worker received work before its model loaded");
+        const output = await runner.run(new Float32Array(msg.input), msg.batch);
+        // The session may reuse its output buffer; hand over a copy we own.
+        const owned = output.slice();
+        reply({ type: "result", id: msg.id, output: owned.buffer }, [owned.buffer]);
+      } catch (err) {
+        reply({ type: "error", id: msg.id, message: text(err) });
+      }
+      return;
+    case "close":
+      await runner?.close().catch(() => {});
+      reply({ type: "closed" });
+      return;
+  }
+};
