@@ -212,6 +212,11 @@ Deno.test("metrics", async (t) => {
         "nodejs_eventloop_lag_p99_seconds",
         "nodejs_heap_size_used_bytes",
         "telemetry_export_failures_total",
+        "inference_batch_size_bucket",
+        "inference_queue_depth",
+        "inference_queue_limit",
+        "inference_workers",
+        "inference_worker_restarts_total",
       ]
     ) assert.ok(text.includes(name), `missing ${name}`);
     assert.ok(!text.includes("process_open_fds"), "metrics that are always 0 under Deno are dropped");
@@ -234,6 +239,9 @@ Deno.test("metrics", async (t) => {
       assert.match(text, new RegExp(`inference_stage_duration_seconds_count\\{stage="${stage}"\\} 2`), stage);
     }
     assert.match(text, /prediction_confidence_count 2/);
+    assert.match(text, /inference_batch_size_count 2/);
+    assert.match(text, /inference_queue_depth 0/);
+    assert.match(text, /inference_workers 1/);
     assert.match(
       text,
       /model_info\{name="resnet50",version="[0-9a-f]{12}",weights="synthetic",sha256="[0-9a-f]{64}"/,
