@@ -51,10 +51,12 @@ export const configSchema = z.object({
   INTRA_OP_THREADS: int(0, 256, 1),
   /** Sessions, each in its own Worker; 0 runs inference on the main thread (tests, debugging). */
   INFERENCE_WORKERS: int(0, 64, 2),
+  /** Workers that decode and preprocess images; 0 does it on the main thread (tests, debugging). */
+  PREPROCESS_WORKERS: int(0, 64, 1),
   MAX_BATCH_SIZE: int(1, 64, 4),
   /** How long the first queued request may wait for a batch to fill when a runner is idle. */
   MAX_BATCH_DELAY_MS: int(0, 1000, 0),
-  /** Requests waiting for a runner; past this, new ones are refused at once with 503. */
+  /** Requests admitted and not yet running (being decoded or queued); past this, new ones get 503 at once. */
   MAX_QUEUE: int(1, 100_000, 32),
   /** A request that has not reached the model by then is answered 504 and dropped. */
   REQUEST_TIMEOUT_MS: int(1, 600_000, 5000),

@@ -62,6 +62,7 @@ async function shutdown(signal: string): Promise<void> {
   ]);
   if (!drained) log.warn("Drain timed out; closing remaining connections");
   await Promise.all((state.classifier?.batcher.runners ?? []).map((r) => r.close().catch(() => {})));
+  state.classifier?.preprocessor.close();
   // Bounded by the exporter's timeout; a dead collector must not hold the exit.
   await telemetry.tracing.shutdown().catch(() => {});
   log.info("Shutdown complete");

@@ -44,7 +44,36 @@ export interface BatchResult {
   batchSize: number;
 }
 
+/**
+ * A place in the queue held for a request from the moment it arrives, before
+ * its body is read and decoded, so an overloaded server refuses in
+ * microseconds instead of after spending CPU on an image it will not run.
+ */
+export interface Admission {
+  /** Gives the place back (request failed before reaching the queue). Idempotent. */
+  release(): void;
+}
+
+class Ticket implements Admission {
+  #held = true;
+  constructor(private readonly give: (notify: boolean) => void) {}
+  release(): void {
+    if (!this.#held) return;
+    this.#held = false;
+    this.give(true);
+  }
+  /** Turns the held place into a queue entry (no drain notification in between). */
+  consume(): boolean {
+    if (!this.#held) return false;
+    this.#held = false;
+    this.give(false);
+    return true;
+  }
+}
+
 export interface SubmitOptions {
+  /** The admission this request holds; it becomes its queue entry. */
+  admission?: Admission;
   /** Aborted when the client disconnects: a queued request then leaves the queue. */
   signal?: AbortSignal;
   /** Milliseconds from now by which inference must have started. */
@@ -85,6 +114,8 @@ export class Batcher {
   #draining = false;
   #inFlight = 0;
   #idleWaiters: Array<() => void> = [];
+  /** Admitted requests still being read or decoded; they count against maxQueue. */
+  #reserved = 0;
 
   constructor(runners: ModelRunner[], options: BatcherOptions) {
     this.#runners = [...runners];
@@ -92,8 +123,24 @@ export class Batcher {
     this.#options = options;
   }
 
+  /** Requests admitted and not yet running: waiting in the queue or still being decoded. */
   get queueDepth(): number {
-    return this.#queue.length;
+    return this.#queue.length + this.#reserved;
+  }
+
+  /** Holds a queue place for a new request; throws at once when full or draining. */
+  admit(): Admission {
+    if (this.#draining) throw new DrainingError();
+    if (this.queueDepth >= this.#options.maxQueue) throw new OverloadedError(this.#options.maxQueue);
+    this.#reserved++;
+    this.#options.onQueueDepth?.(this.queueDepth);
+    return new Ticket((notify) => {
+      this.#reserved--;
+      if (notify) {
+        this.#options.onQueueDepth?.(this.queueDepth);
+        this.#notifyIdle();
+      }
+    });
   }
 
   /** Batches running right now. */
@@ -107,11 +154,15 @@ export class Batcher {
 
   /** Queues one preprocessed image (TENSOR_SIZE floats) for inference. */
   submit(input: Float32Array, options: SubmitOptions = {}): Promise<BatchResult> {
-    if (this.#draining) return Promise.reject(new DrainingError());
-    if (options.signal?.aborted) return Promise.reject(new CancelledError());
-    if (this.#queue.length >= this.#options.maxQueue) {
-      return Promise.reject(new OverloadedError(this.#options.maxQueue));
+    if (options.admission instanceof Ticket && options.admission.consume()) {
+      // The request already holds its place: it is admitted even while draining.
+    } else {
+      if (this.#draining) return Promise.reject(new DrainingError());
+      if (this.queueDepth >= this.#options.maxQueue) {
+        return Promise.reject(new OverloadedError(this.#options.maxQueue));
+      }
     }
+    if (options.signal?.aborted) return Promise.reject(new CancelledError());
     return new Promise<BatchResult>((resolve, reject) => {
       const job: Job = { input, enqueuedAt: performance.now(), resolve, reject, options };
       if (options.timeoutMs !== undefined) {
@@ -125,7 +176,7 @@ export class Batcher {
         options.signal.addEventListener("abort", job.abort, { once: true });
       }
       this.#queue.push(job);
-      this.#options.onQueueDepth?.(this.#queue.length);
+      this.#options.onQueueDepth?.(this.queueDepth);
       this.#schedule();
     });
   }
@@ -152,7 +203,7 @@ export class Batcher {
   /** Stops admitting; resolves when the queue is empty and nothing runs. */
   drain(): Promise<void> {
     this.#draining = true;
-    if (this.#queue.length === 0 && this.#inFlight === 0) return Promise.resolve();
+    if (this.queueDepth === 0 && this.#inFlight === 0) return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
@@ -161,7 +212,7 @@ export class Batcher {
     if (i < 0) return; // already started: it will finish normally
     this.#queue.splice(i, 1);
     this.#settle(job);
-    this.#options.onQueueDepth?.(this.#queue.length);
+    this.#options.onQueueDepth?.(this.queueDepth);
     job.reject(err);
     this.#notifyIdle();
   }
@@ -194,7 +245,7 @@ export class Batcher {
   #dispatch(): void {
     const runner = this.#idle.shift()!;
     const jobs = this.#queue.splice(0, this.#options.maxBatchSize);
-    this.#options.onQueueDepth?.(this.#queue.length);
+    this.#options.onQueueDepth?.(this.queueDepth);
     const n = jobs.length;
     const input = new Float32Array(n * TENSOR_SIZE);
     for (let i = 0; i < n; i++) {
@@ -234,7 +285,7 @@ export class Batcher {
   }
 
   #notifyIdle(): void {
-    if (this.#draining && this.#queue.length === 0 && this.#inFlight === 0) {
+    if (this.#draining && this.queueDepth === 0 && this.#inFlight === 0) {
       for (const resolve of this.#idleWaiters.splice(0)) resolve();
     }
   }

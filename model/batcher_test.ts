@@ -193,3 +193,22 @@ Deno.test("batcher", async (t) => {
     assert.equal(drained, true);
   });
 });
+
+Deno.test("admission holds a queue place from arrival until the request is queued or fails", async () => {
+  const r = new ControlledRunner();
+  const b = batcher([r], { maxQueue: 2 });
+  const a1 = b.admit();
+  const a2 = b.admit();
+  assert.equal(b.queueDepth, 2);
+  assert.throws(() => b.admit(), OverloadedError);
+  a2.release();
+  a2.release(); // idempotent
+  assert.equal(b.queueDepth, 1);
+  const p = b.submit(image(1), { admission: a1 });
+  await tick();
+  assert.equal(b.queueDepth, 0, "the place became a running batch");
+  a1.release(); // after submit: no effect
+  assert.equal(b.queueDepth, 0);
+  r.calls[0].finish();
+  await p;
+});

@@ -6,8 +6,8 @@
 import { DecodeError, decodeImage } from "./decode.ts";
 import { type ImageHeader, ImageHeaderError, readImageHeader } from "./image_header.ts";
 import { type ClassScore, softmaxInto, topK } from "./postprocess.ts";
-import { preprocessInto, TENSOR_SIZE } from "./preprocess.ts";
-import type { Batcher } from "./batcher.ts";
+import type { Admission, Batcher } from "./batcher.ts";
+import { InlinePreprocessor, type Preprocessor } from "./preprocess_pool.ts";
 import type { ModelInfo } from "./runner.ts";
 import { trace } from "@opentelemetry/api";
 import { PlainStages, type StageRunner } from "../observability/stages.ts";
@@ -44,6 +44,8 @@ export interface ClassifierOptions {
 }
 
 export interface ClassifyOptions {
+  /** A queue place taken when the request arrived (see {@link Classifier.admit}). */
+  admission?: Admission;
   /** Aborted when the client goes away; a queued request then leaves the queue. */
   signal?: AbortSignal;
   /** Deadline for reaching the model, in ms. */
@@ -53,15 +55,23 @@ export interface ClassifyOptions {
 export class Classifier {
   readonly info: ModelInfo;
   readonly batcher: Batcher;
+  readonly preprocessor: Preprocessor;
   readonly #labels: readonly string[];
   readonly #maxPixels: number;
 
-  constructor(info: ModelInfo, batcher: Batcher, labels: readonly string[], options: ClassifierOptions) {
+  constructor(
+    info: ModelInfo,
+    batcher: Batcher,
+    labels: readonly string[],
+    options: ClassifierOptions,
+    preprocessor: Preprocessor = new InlinePreprocessor(),
+  ) {
     if (labels.length !== info.classes) {
       throw new Error(`Model outputs ${info.classes} classes but ${labels.length} labels were given`);
     }
     this.info = info;
     this.batcher = batcher;
+    this.preprocessor = preprocessor;
     this.#labels = labels;
     this.#maxPixels = options.maxImagePixels;
   }
@@ -73,9 +83,15 @@ export class Classifier {
     return header;
   }
 
+  /** Holds a queue place for a request before its body is read; throws OverloadedError when full. */
+  admit(): Admission {
+    return this.batcher.admit();
+  }
+
   /**
    * Classifies one image. Each stage runs through `stages`, which times it
-   * (and, for HTTP requests, traces and measures it).
+   * (and, for HTTP requests, traces and measures it). Without an admission
+   * the request is admitted here.
    */
   async classify(
     bytes: Uint8Array,
@@ -83,27 +99,49 @@ export class Classifier {
     stages: StageRunner = new PlainStages(),
     options: ClassifyOptions = {},
   ): Promise<Classification> {
+    const admission = options.admission ?? this.admit();
+    try {
+      return await this.#classify(bytes, k, stages, options, admission);
+    } finally {
+      // Normally consumed by the queue; given back if the request failed before it.
+      admission.release();
+    }
+  }
+
+  async #classify(
+    bytes: Uint8Array,
+    k: number,
+    stages: StageRunner,
+    options: ClassifyOptions,
+    admission: Admission,
+  ): Promise<Classification> {
     const header = this.inspect(bytes);
     const info = this.info;
-    const image = await stages.run("decode", (annotate) => {
-      annotate({
-        "image.format": header.format,
-        "image.width": header.width,
-        "image.height": header.height,
-        "image.bytes": bytes.byteLength,
-        "image.progressive": header.progressive,
-      });
-      return decodeImage(bytes, header, { minShortSide: JPEG_MIN_DECODE_SHORT_SIDE });
+    // Decode and preprocess run in a worker; their spans are recorded from its timings
+    // (the hop to and from the worker counts as decode).
+    const sent = performance.now();
+    const prepared = await this.preprocessor.prepare(bytes, header, JPEG_MIN_DECODE_SHORT_SIDE).catch(
+      (err) => {
+        stages.record("decode", sent, performance.now() - sent, {}, err);
+        throw err;
+      },
+    );
+    const roundTrip = performance.now() - sent;
+    stages.record("decode", sent, roundTrip - prepared.preprocessMs, {
+      "image.format": header.format,
+      "image.width": header.width,
+      "image.height": header.height,
+      "image.bytes": bytes.byteLength,
+      "image.progressive": header.progressive,
+      "image.decode_ms": prepared.decodeMs,
     });
-    const input = await stages.run("preprocess", () => {
-      const tensor = new Float32Array(TENSOR_SIZE);
-      preprocessInto(image, tensor, 0);
-      return tensor;
-    });
+    stages.record("preprocess", sent + roundTrip - prepared.preprocessMs, prepared.preprocessMs);
+    const input = prepared.tensor;
     // queue_wait ends when the request's batch starts; inference ends with its result.
     let started!: (batchSize: number) => void;
     const start = new Promise<number>((resolve) => started = resolve);
     const job = this.batcher.submit(input, {
+      admission,
       signal: options.signal,
       timeoutMs: options.timeoutMs,
       onStart: (n) => started(n),

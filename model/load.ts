@@ -9,6 +9,7 @@ import { type ResolvedModel, resolveModel } from "./loader.ts";
 import type { Tracer } from "@opentelemetry/api";
 import { Batcher } from "./batcher.ts";
 import { Classifier } from "./classifier.ts";
+import { InlinePreprocessor, PreprocessPool } from "./preprocess_pool.ts";
 import { type ModelInfo, type ModelRunner, OrtRunner, type OrtRunnerOptions } from "./runner.ts";
 import { WorkerRunner } from "./worker_runner.ts";
 
@@ -133,5 +134,14 @@ export function buildClassifier(
     classes: loaded.info.classes,
     ...hooks,
   });
-  return new Classifier(loaded.info, batcher, labels, { maxImagePixels: config.MAX_IMAGE_PIXELS });
+  const preprocessor = config.PREPROCESS_WORKERS > 0
+    ? new PreprocessPool(config.PREPROCESS_WORKERS)
+    : new InlinePreprocessor();
+  return new Classifier(
+    loaded.info,
+    batcher,
+    labels,
+    { maxImagePixels: config.MAX_IMAGE_PIXELS },
+    preprocessor,
+  );
 }

@@ -12,6 +12,8 @@ export type Annotate = (attributes: Attributes) => void;
 /** What the model pipeline sees: a way to run a named stage and annotate it. */
 export interface StageRunner {
   run<T>(stage: StageName, fn: (annotate: Annotate) => T | Promise<T>): Promise<T>;
+  /** Records a stage that ran elsewhere (a worker): `start` is a performance.now() value. */
+  record(stage: StageName, start: number, durationMs: number, attributes?: Attributes, error?: unknown): void;
 }
 
 /** Times stages without telemetry (used outside HTTP, e.g. by the benchmark). */
@@ -24,6 +26,9 @@ export class PlainStages implements StageRunner {
     } finally {
       this.timings[stage] = (this.timings[stage] ?? 0) + performance.now() - t0;
     }
+  }
+  record(stage: StageName, _start: number, durationMs: number): void {
+    this.timings[stage] = (this.timings[stage] ?? 0) + durationMs;
   }
 }
 
@@ -47,18 +52,35 @@ export class RequestStages implements StageRunner {
         recordSpanError(span, err);
         throw err;
       } finally {
-        const ms = performance.now() - t0;
-        this.timings[stage] = (this.timings[stage] ?? 0) + ms;
-        try {
-          this.metrics.stageDuration.observe({
-            labels: { stage },
-            value: ms / 1000,
-            exemplarLabels: exemplarLabels(this.exemplar()),
-          });
-        } catch { /* telemetry never fails a request */ }
+        this.#observe(stage, performance.now() - t0);
         span.end();
       }
     });
+  }
+
+  record(
+    stage: StageName,
+    start: number,
+    durationMs: number,
+    attributes: Attributes = {},
+    error?: unknown,
+  ): void {
+    const epoch = (ms: number) => performance.timeOrigin + ms;
+    const span = this.tracer.startSpan(stage, { startTime: epoch(start), attributes });
+    if (error !== undefined) recordSpanError(span, error);
+    span.end(epoch(start + durationMs));
+    this.#observe(stage, durationMs);
+  }
+
+  #observe(stage: StageName, ms: number): void {
+    this.timings[stage] = (this.timings[stage] ?? 0) + ms;
+    try {
+      this.metrics.stageDuration.observe({
+        labels: { stage },
+        value: ms / 1000,
+        exemplarLabels: exemplarLabels(this.exemplar()),
+      });
+    } catch { /* telemetry never fails a request */ }
   }
 
   /** `Server-Timing` value: each stage's duration in ms. */

@@ -30,12 +30,12 @@ async function setup(env: Record<string, string>) {
 }
 
 Deno.test("a full queue answers 503 overloaded at once, with Retry-After", async () => {
-  const { app, runner, predict } = await setup({ MAX_QUEUE: "1", MAX_BATCH_SIZE: "1" });
+  const { app, runner, state, predict } = await setup({ MAX_QUEUE: "1", MAX_BATCH_SIZE: "1" });
   const running = predict();
-  await tick();
-  const queued = predict();
-  await tick();
   while (runner.calls.length < 1) await tick();
+  const queued = predict();
+  while (state.classifier!.batcher.queueDepth < 1) await tick();
+  // Refused before its body is even read: the queue place is taken at arrival.
   const refused = await predict();
   assert.equal(refused.status, 503);
   assert.equal(refused.headers.get("retry-after"), "1");

@@ -87,22 +87,32 @@ export function predictHandler(config: Config, state: ModelState, metrics: Metri
       });
     }
     const stages = c.get("stages");
-    const bytes = await stages.run("read_body", async (annotate) => {
-      const b = await imageBytes(c, config.MAX_BODY_BYTES);
-      annotate({ "http.request.body.size": c.get("bytesIn"), "image.bytes": b.byteLength });
-      return b;
-    });
+    // Take a queue place before reading the body: when full, refuse before spending anything.
+    let admission;
+    try {
+      admission = classifier.admit();
+    } catch (err) {
+      throw asProblem(err);
+    }
     let result: Classification;
     try {
+      const bytes = await stages.run("read_body", async (annotate) => {
+        const b = await imageBytes(c, config.MAX_BODY_BYTES);
+        annotate({ "http.request.body.size": c.get("bytesIn"), "image.bytes": b.byteLength });
+        return b;
+      });
       const header = classifier.inspect(bytes);
       metrics.inputBytes.observe(bytes.byteLength);
       metrics.inputPixels.observe(header.width * header.height);
       result = await classifier.classify(bytes, k, stages, {
+        admission,
         signal: c.req.raw.signal,
         timeoutMs: config.REQUEST_TIMEOUT_MS,
       });
     } catch (err) {
       throw asProblem(err);
+    } finally {
+      admission.release();
     }
     metrics.confidence.observe(result.top[0].confidence);
     const info = classifier.info;

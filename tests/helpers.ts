@@ -61,7 +61,8 @@ export function testTelemetry(config: Config) {
 
 /** An in-process app with the real model, ready; no port is opened. */
 export async function readyApp(env: Record<string, string> = {}) {
-  const config = testConfig(env);
+  // Decode inline: in-process tests need no worker teardown (the pool has its own test).
+  const config = testConfig({ PREPROCESS_WORKERS: "0", ...env });
   const state = new ModelState();
   const shared = await sharedClassifier();
   const { telemetry, spans } = testTelemetry(config);
@@ -108,7 +109,11 @@ export async function stateWithRunner(
   const shared = await sharedClassifier();
   const state = new ModelState();
   state.markReady(
-    buildClassifier(testConfig(env), { runners: [runner], info: shared.info }, await loadLabels()),
+    buildClassifier(
+      testConfig({ PREPROCESS_WORKERS: "0", ...env }),
+      { runners: [runner], info: shared.info },
+      await loadLabels(),
+    ),
     0,
     0,
   );

@@ -3,70 +3,10 @@
  * the full-size synthetic ResNet-50 and a real photo over real HTTP.
  */
 import assert from "node:assert/strict";
+import { startTask, waitReady } from "./gateway_process.ts";
 import { fixture } from "./helpers.ts";
 
 const ROOT = new URL("../", import.meta.url);
-
-interface Started {
-  port: number;
-  lines: Array<Record<string, unknown>>;
-  stderr: () => string;
-  child: Deno.ChildProcess;
-  /** Resolves once the process has exited and all its stdout has been read. */
-  status: Promise<Deno.CommandStatus>;
-}
-
-/** Starts `deno task start` and resolves once it logs its listening port. */
-async function startTask(env: Record<string, string>): Promise<Started> {
-  const child = new Deno.Command("deno", {
-    args: ["task", "--quiet", "start"],
-    cwd: ROOT,
-    env: { NO_COLOR: "1", PORT: "0", HOST: "127.0.0.1", ...env },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const lines: Array<Record<string, unknown>> = [];
-  let stderrText = "";
-  let stdoutClosed!: () => void;
-  const drained = new Promise<void>((r) => stdoutClosed = r);
-  (async () => {
-    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) stderrText += chunk;
-  })();
-  const port = new Promise<number>((resolve, reject) => {
-    (async () => {
-      let buffer = "";
-      for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-        buffer += chunk;
-        let nl;
-        while ((nl = buffer.indexOf("\n")) >= 0) {
-          const line = buffer.slice(0, nl);
-          buffer = buffer.slice(nl + 1);
-          const record = JSON.parse(line);
-          lines.push(record);
-          if (typeof record.port === "number" && String(record.message).startsWith("Listening")) {
-            resolve(record.port);
-          }
-        }
-      }
-      stdoutClosed();
-      reject(new Error(`Server exited before listening: ${stderrText}`));
-    })();
-  });
-  const status = Promise.all([child.status, drained]).then(([s]) => s);
-  return { port: await port, lines, stderr: () => stderrText, child, status };
-}
-
-async function waitReady(port: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const res = await fetch(`http://127.0.0.1:${port}/ready`).catch(() => undefined);
-    const ok = res?.status === 200;
-    await res?.body?.cancel();
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`Not ready after ${timeoutMs} ms`);
-}
 
 Deno.test("deno task start serves a real photo and shuts down cleanly", async (t) => {
   const server = await startTask({ MODEL_SOURCE: "synthetic" });

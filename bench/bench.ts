@@ -1,0 +1,389 @@
+/**
+ * `deno task bench`: measures, in one run on this machine, the raw
+ * onnxruntime ceiling and what the gateway delivers over HTTP, and writes
+ * bench/results.json and bench/RESULTS.md. Self-contained: builds or reuses
+ * the synthetic model, starts the real gateway (`deno task start`), stops it.
+ *
+ * BENCH_SECONDS (default 20) sets each load phase's length.
+ */
+import { decodeImage } from "../model/decode.ts";
+import { readImageHeader } from "../model/image_header.ts";
+import { JPEG_MIN_DECODE_SHORT_SIDE } from "../model/classifier.ts";
+import { ensureSynthetic } from "../model/loader.ts";
+import { preprocessInto, TENSOR_SIZE } from "../model/preprocess.ts";
+import type { OrtRunnerOptions } from "../model/runner.ts";
+import { WorkerRunner } from "../model/worker_runner.ts";
+import { loadConfig } from "../config.ts";
+import { freePort, startTask, waitReady } from "../tests/gateway_process.ts";
+
+const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 20);
+const FIXTURES = new URL("../tests/fixtures/images/", import.meta.url);
+const OUT = new URL("./", import.meta.url);
+const config = loadConfig();
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
+function summary(latencies: number[]) {
+  const s = [...latencies].sort((a, b) => a - b);
+  return {
+    p50_ms: round(percentile(s, 50)),
+    p90_ms: round(percentile(s, 90)),
+    p99_ms: round(percentile(s, 99)),
+  };
+}
+const log = (msg: string) => console.error(`[bench] ${msg}`);
+
+// 1. Decode + preprocess, single-threaded, in this process.
+async function preprocessCost() {
+  const out: Record<string, { median_ms: number; p90_ms: number }> = {};
+  const tensor = new Float32Array(TENSOR_SIZE);
+  for (const file of ["coffee.jpg", "coffee_1920x1280.jpg", "chelsea_4000x2660.jpg"]) {
+    const bytes = await Deno.readFile(new URL(file, FIXTURES));
+    const times: number[] = [];
+    for (let i = 0; i < 25; i++) {
+      const t0 = performance.now();
+      const header = readImageHeader(bytes);
+      preprocessInto(await decodeImage(bytes, header, { minShortSide: JPEG_MIN_DECODE_SHORT_SIDE }), tensor);
+      if (i >= 5) times.push(performance.now() - t0); // first runs warm the JIT
+    }
+    const s = summary(times);
+    out[file] = { median_ms: s.p50_ms, p90_ms: s.p90_ms };
+    log(`decode+preprocess ${file}: median ${s.p50_ms} ms`);
+  }
+  return out;
+}
+
+// 2. The ceiling: raw onnxruntime with the gateway's session layout, no HTTP.
+async function rawCeiling(options: OrtRunnerOptions) {
+  const seconds = Math.max(4, SECONDS / 4);
+  const workers = await Promise.all(
+    Array.from({ length: Math.max(1, config.INFERENCE_WORKERS) }, () => WorkerRunner.create(options, 2)),
+  );
+  const byBatch: Record<string, number> = {};
+  for (const batch of [1, 2, 4]) {
+    let images = 0;
+    const end = performance.now() + seconds * 1000;
+    const t0 = performance.now();
+    await Promise.all(workers.map(async (w) => {
+      while (performance.now() < end) {
+        await w.run(new Float32Array(batch * TENSOR_SIZE), batch);
+        images += batch;
+      }
+    }));
+    byBatch[batch] = round(images / ((performance.now() - t0) / 1000));
+    log(`raw onnxruntime, ${workers.length} sessions, batch ${batch}: ${byBatch[batch]} images/s`);
+  }
+  // Batch-1 latency of one session while the other is idle: what a lone request meets.
+  const latencies: number[] = [];
+  for (let i = 0; i < 40; i++) {
+    const t0 = performance.now();
+    await workers[0].run(new Float32Array(TENSOR_SIZE), 1);
+    latencies.push(performance.now() - t0);
+  }
+  await Promise.all(workers.map((w) => w.close()));
+  const best = Math.max(...Object.values(byBatch));
+  const bestBatch = Number(Object.entries(byBatch).find(([, v]) => v === best)![0]);
+  return {
+    images_per_s_by_batch: byBatch,
+    best_images_per_s: best,
+    best_batch: bestBatch,
+    batch1: summary(latencies),
+  };
+}
+
+interface LoadResult {
+  concurrency: number;
+  seconds: number;
+  requests: number;
+  ok: number;
+  errors: Record<string, number>;
+  throughput_rps: number;
+  p50_ms: number;
+  p90_ms: number;
+  p99_ms: number;
+}
+
+/** Closed loop: `concurrency` clients each send the next request when the last answers (keep-alive). */
+async function closedLoop(url: string, body: Uint8Array<ArrayBuffer>, concurrency: number, seconds: number) {
+  const latencies: number[] = [];
+  const errors: Record<string, number> = {};
+  let ok = 0;
+  const end = performance.now() + seconds * 1000;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (performance.now() < end) {
+      const start = performance.now();
+      try {
+        const res = await fetch(url, { method: "POST", body, headers: { "content-type": "image/jpeg" } });
+        await res.arrayBuffer();
+        if (res.status === 200) {
+          ok++;
+          latencies.push(performance.now() - start);
+        } else errors[res.status] = (errors[res.status] ?? 0) + 1;
+      } catch (err) {
+        errors[String(err)] = (errors[String(err)] ?? 0) + 1;
+      }
+    }
+  }));
+  const elapsed = (performance.now() - t0) / 1000;
+  const failed = Object.values(errors).reduce((a, b) => a + b, 0);
+  return {
+    concurrency,
+    seconds: round(elapsed),
+    requests: ok + failed,
+    ok,
+    errors,
+    throughput_rps: round(ok / elapsed),
+    ...summary(latencies),
+  } satisfies LoadResult;
+}
+
+/** Probes /health every 20 ms while `during` runs. */
+async function probeHealth(url: string, during: Promise<unknown>) {
+  const latencies: number[] = [];
+  let done = false;
+  during.finally(() => done = true);
+  while (!done) {
+    const t0 = performance.now();
+    const res = await fetch(url);
+    await res.arrayBuffer();
+    latencies.push(performance.now() - t0);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return { probes: latencies.length, ...summary(latencies), max_ms: round(Math.max(...latencies)) };
+}
+
+/** Open loop: requests sent at a fixed rate whatever the answers, as real overload arrives. */
+async function openLoop(url: string, body: Uint8Array<ArrayBuffer>, rate: number, seconds: number) {
+  const admitted: number[] = [];
+  const rejected: number[] = [];
+  const other: Record<string, number> = {};
+  const inflight: Promise<void>[] = [];
+  const interval = 1000 / rate;
+  const t0 = performance.now();
+  let sent = 0;
+  while (performance.now() - t0 < seconds * 1000) {
+    const due = t0 + sent * interval;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    sent++;
+    const start = performance.now();
+    inflight.push((async () => {
+      try {
+        const res = await fetch(url, { method: "POST", body, headers: { "content-type": "image/jpeg" } });
+        await res.arrayBuffer();
+        const ms = performance.now() - start;
+        if (res.status === 200) admitted.push(ms);
+        else if (res.status === 503) rejected.push(ms);
+        else other[res.status] = (other[res.status] ?? 0) + 1;
+      } catch (err) {
+        other[String(err)] = (other[String(err)] ?? 0) + 1;
+      }
+    })());
+  }
+  await Promise.all(inflight);
+  return {
+    offered_rps: round(rate),
+    sent,
+    admitted: admitted.length,
+    rejected_503: rejected.length,
+    rejected_share: round(rejected.length / sent, 3),
+    other_statuses: other,
+    admitted_latency: summary(admitted),
+    reject_latency: summary(rejected),
+  };
+}
+
+async function machine() {
+  const cpuinfo = await Deno.readTextFile("/proc/cpuinfo").catch(() => "");
+  return {
+    cpu: /model name\s*:\s*(.+)/.exec(cpuinfo)?.[1] ?? "unknown",
+    cores: navigator.hardwareConcurrency,
+    deno: Deno.version.deno,
+    v8: Deno.version.v8,
+  };
+}
+
+// ---- run
+const started = new Date().toISOString();
+const resolved = await ensureSynthetic(config);
+const runnerOptions: OrtRunnerOptions = {
+  ...resolved,
+  name: config.MODEL_NAME,
+  intraOpThreads: config.INTRA_OP_THREADS,
+};
+const decode = await preprocessCost();
+const raw = await rawCeiling(runnerOptions);
+
+log("starting the gateway (deno task start)");
+// Access logs off (warning level): the benchmark measures the gateway, not log shipping.
+const server = await startTask({ MODEL_SOURCE: "synthetic", LOG_LEVEL: "warning", PORT: String(freePort()) });
+const base = `http://127.0.0.1:${server.port}`;
+let results;
+try {
+  await waitReady(server.port, 180_000);
+  const coffee = await Deno.readFile(new URL("coffee.jpg", FIXTURES));
+  const large = await Deno.readFile(new URL("chelsea_4000x2660.jpg", FIXTURES));
+  await closedLoop(`${base}/predict`, coffee, 4, 3); // warm the server's JIT
+
+  const levels: LoadResult[] = [];
+  let health;
+  for (const c of [1, 4, 16, 64]) {
+    const run = closedLoop(`${base}/predict`, coffee, c, SECONDS);
+    if (c === 16) health = await probeHealth(`${base}/health`, run);
+    const r = await run;
+    levels.push(r);
+    log(
+      `c=${c}: ${r.throughput_rps} req/s, p50 ${r.p50_ms} p99 ${r.p99_ms} ms, errors ${
+        JSON.stringify(r.errors)
+      }`,
+    );
+  }
+  const largeRun = await closedLoop(`${base}/predict`, large, 16, SECONDS);
+  log(`4000x2660 at c=16: ${largeRun.throughput_rps} req/s`);
+  const sustainable = levels.find((l) => l.concurrency === 16)!.throughput_rps;
+  const overload = await openLoop(`${base}/predict`, coffee, 2 * sustainable, SECONDS);
+  log(`overload at ${overload.offered_rps} req/s: ${overload.rejected_share * 100}% rejected`);
+
+  const c1 = levels.find((l) => l.concurrency === 1)!;
+  const c16 = levels.find((l) => l.concurrency === 16)!;
+  // Bound on an admitted request's latency: everything admitted ahead of it (MAX_QUEUE)
+  // plus the batches running, drained at the rate the gateway admitted during the
+  // overload itself, plus its own batch-1 service time.
+  const admittedRate = overload.admitted / SECONDS;
+  const admittedBound = (config.MAX_QUEUE + config.MAX_BATCH_SIZE * Math.max(1, config.INFERENCE_WORKERS)) /
+      admittedRate * 1000 + raw.batch1.p99_ms;
+  results = {
+    started,
+    machine: await machine(),
+    settings: {
+      inference_workers: config.INFERENCE_WORKERS,
+      intra_op_threads: config.INTRA_OP_THREADS,
+      max_batch_size: config.MAX_BATCH_SIZE,
+      max_batch_delay_ms: config.MAX_BATCH_DELAY_MS,
+      max_queue: config.MAX_QUEUE,
+      request_timeout_ms: config.REQUEST_TIMEOUT_MS,
+      phase_seconds: SECONDS,
+      model: { weights: resolved.weights, sha256: resolved.sha256 },
+    },
+    decode_preprocess_ms: decode,
+    raw_onnxruntime: raw,
+    gateway: levels,
+    health_under_saturation_c16: health,
+    large_photo_c16: largeRun,
+    overload,
+    ratios: {
+      c16_throughput_over_ceiling: round(c16.throughput_rps / raw.best_images_per_s, 3),
+      c1_p50_minus_raw_batch1_p50_ms: round(c1.p50_ms - raw.batch1.p50_ms),
+      c1_p99_ms: c1.p99_ms,
+      large_c16_throughput_over_ceiling: round(largeRun.throughput_rps / raw.best_images_per_s, 3),
+      health_p99_ms: health?.p99_ms,
+      overload_reject_p99_ms: overload.reject_latency.p99_ms,
+      overload_admitted_p99_ms: overload.admitted_latency.p99_ms,
+      admitted_p99_bound_ms: round(admittedBound),
+    },
+  };
+} finally {
+  server.child.kill("SIGTERM");
+  await server.status;
+}
+
+await Deno.mkdir(OUT, { recursive: true });
+await Deno.writeTextFile(new URL("results.json", OUT), JSON.stringify(results, null, 2) + "\n");
+await Deno.writeTextFile(new URL("RESULTS.md", OUT), renderMarkdown(results));
+log("wrote bench/results.json and bench/RESULTS.md");
+
+// deno-lint-ignore no-explicit-any
+function renderMarkdown(r: any): string {
+  const t = r.ratios;
+  const mark = (ok: boolean) => (ok ? "met" : "**missed**");
+  const rows = r.gateway.map((g: LoadResult) =>
+    `| ${g.concurrency} | ${g.throughput_rps} | ${g.p50_ms} | ${g.p90_ms} | ${g.p99_ms} | ${g.ok} | ${
+      JSON.stringify(g.errors)
+    } |`
+  ).join("\n");
+  const d = r.decode_preprocess_ms;
+  return `# Benchmark results
+
+Generated by \`deno task bench\` on ${r.started}. Every figure below comes from this one run on this machine
+(${r.machine.cpu}, ${r.machine.cores} cores, Deno ${r.machine.deno}); the machine is shared, so compare ratios,
+not absolute numbers across runs.
+
+Settings: ${r.settings.inference_workers} inference workers x ${r.settings.intra_op_threads} intra-op thread(s),
+MAX_BATCH_SIZE=${r.settings.max_batch_size}, MAX_BATCH_DELAY_MS=${r.settings.max_batch_delay_ms},
+MAX_QUEUE=${r.settings.max_queue}, ${r.settings.phase_seconds} s per load phase. Model: full-size synthetic
+ResNet-50 (4.09 GMAC/image). Photo: \`coffee.jpg\` (600x400 progressive JPEG) unless stated.
+
+## Targets
+
+| target | figure | |
+| --- | --- | --- |
+| throughput at c=16 >= 90% of the raw ceiling | ${round(t.c16_throughput_over_ceiling * 100)}% | ${
+    mark(t.c16_throughput_over_ceiling >= 0.9)
+  } |
+| c=1 p50 within 10 ms of raw batch-1 latency | +${t.c1_p50_minus_raw_batch1_p50_ms} ms | ${
+    mark(t.c1_p50_minus_raw_batch1_p50_ms <= 10)
+  } |
+| c=1 p99 under 70 ms | ${t.c1_p99_ms} ms | ${mark(t.c1_p99_ms < 70)} |
+| decode+preprocess coffee.jpg <= 8 ms | ${d["coffee.jpg"].median_ms} ms | ${
+    mark(d["coffee.jpg"].median_ms <= 8)
+  } |
+| decode+preprocess coffee_1920x1280.jpg <= 20 ms | ${d["coffee_1920x1280.jpg"].median_ms} ms | ${
+    mark(d["coffee_1920x1280.jpg"].median_ms <= 20)
+  } |
+| decode+preprocess chelsea_4000x2660.jpg <= 50 ms | ${d["chelsea_4000x2660.jpg"].median_ms} ms | ${
+    mark(d["chelsea_4000x2660.jpg"].median_ms <= 50)
+  } |
+| 4000x2660 photo at c=16 >= 60% of the ceiling | ${round(t.large_c16_throughput_over_ceiling * 100)}% | ${
+    mark(t.large_c16_throughput_over_ceiling >= 0.6)
+  } |
+| /health p99 under saturation < 25 ms | ${t.health_p99_ms} ms | ${mark(t.health_p99_ms < 25)} |
+| overload: rejections answered within 50 ms (p99) | ${t.overload_reject_p99_ms} ms | ${
+    mark(t.overload_reject_p99_ms <= 50)
+  } |
+| overload: admitted p99 within the queue bound (${t.admitted_p99_bound_ms} ms) | ${t.overload_admitted_p99_ms} ms | ${
+    mark(t.overload_admitted_p99_ms <= t.admitted_p99_bound_ms)
+  } |
+
+## Raw onnxruntime (the ceiling)
+
+Images/s by batch size, ${r.settings.inference_workers} sessions in parallel: ${
+    JSON.stringify(r.raw_onnxruntime.images_per_s_by_batch)
+  }. Best: ${r.raw_onnxruntime.best_images_per_s} images/s at batch ${r.raw_onnxruntime.best_batch}.
+Batch-1 latency of one session: p50 ${r.raw_onnxruntime.batch1.p50_ms} ms, p99 ${r.raw_onnxruntime.batch1.p99_ms} ms.
+
+## Gateway over HTTP (keep-alive, closed loop)
+
+| concurrency | req/s | p50 ms | p90 ms | p99 ms | ok | errors |
+| --- | --- | --- | --- | --- | --- | --- |
+${rows}
+
+4000x2660 photo at c=16: ${r.large_photo_c16.throughput_rps} req/s, p99 ${r.large_photo_c16.p99_ms} ms.
+
+/health while saturated (c=16): ${r.health_under_saturation_c16.probes} probes, p50 ${r.health_under_saturation_c16.p50_ms} ms, p99 ${r.health_under_saturation_c16.p99_ms} ms, max ${r.health_under_saturation_c16.max_ms} ms.
+
+## Overload (open loop at twice the c=16 throughput)
+
+Offered ${r.overload.offered_rps} req/s for ${r.settings.phase_seconds} s: ${r.overload.sent} sent, ${r.overload.admitted} admitted,
+${r.overload.rejected_503} refused with 503 (${round(r.overload.rejected_share * 100)}%), other statuses ${
+    JSON.stringify(r.overload.other_statuses)
+  }.
+Refusals answered in p50 ${r.overload.reject_latency.p50_ms} / p99 ${r.overload.reject_latency.p99_ms} ms; admitted requests
+p50 ${r.overload.admitted_latency.p50_ms} / p99 ${r.overload.admitted_latency.p99_ms} ms. Bound on an admitted request:
+(MAX_QUEUE + MAX_BATCH_SIZE x workers) / admitted rate during the overload + batch-1 p99 =
+${t.admitted_p99_bound_ms} ms.
+
+## Decode + preprocess (single thread, median of 20 after warm-up)
+
+| photo | median ms | p90 ms |
+| --- | --- | --- |
+${
+    Object.entries(d).map(([f, v]) =>
+      `| ${f} | ${(v as { median_ms: number }).median_ms} | ${(v as { p90_ms: number }).p90_ms} |`
+    ).join("\n")
+  }
+`;
+}

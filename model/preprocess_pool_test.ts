@@ -1,0 +1,26 @@
+import assert from "node:assert/strict";
+import { fixture } from "../tests/helpers.ts";
+import { DecodeError } from "./decode.ts";
+import { readImageHeader } from "./image_header.ts";
+import { InlinePreprocessor, PreprocessPool } from "./preprocess_pool.ts";
+
+Deno.test("the preprocessing worker pool gives the inline tensor, and decode errors as DecodeError", async () => {
+  const pool = new PreprocessPool(2);
+  try {
+    for (const file of ["images/coffee.jpg", "images/camera_gray16.png", "images/chelsea_4000x2660.jpg"]) {
+      const bytes = await fixture(file);
+      const header = readImageHeader(bytes);
+      const [a, b] = await Promise.all([
+        pool.prepare(bytes, header, 512),
+        new InlinePreprocessor().prepare(bytes, header, 512),
+      ]);
+      assert.deepEqual(a.tensor, b.tensor, file);
+      assert.ok(a.decodeMs > 0 && a.preprocessMs > 0);
+      assert.equal(bytes.byteLength > 0, true, "the caller's bytes are not detached");
+    }
+    const truncated = (await fixture("images/coffee.jpg")).slice(0, 600);
+    await assert.rejects(pool.prepare(truncated, readImageHeader(truncated), 512), DecodeError);
+  } finally {
+    pool.close();
+  }
+});
