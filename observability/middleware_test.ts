@@ -60,6 +60,7 @@ Deno.test("traces", async (t) => {
       assert.equal(typeof byName.postprocess["prediction.score"], "number");
       const traceId = server.spanContext().traceId;
       for (const s of all.filter((s) => s.name !== "inference_batch")) {
+        assert.equal(s.spanContext().traceId, traceId, `${s.name} belongs to the request's trace`);
       }
       assert.equal(byName.inference["inference.batch_size"], 1);
       // The batch is a trace of its own that links to each request it served.

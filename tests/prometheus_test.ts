@@ -88,6 +88,14 @@ Deno.test("a real Prometheus with the shipped rules answers every recording rule
     }).spawn();
     const prom = `http://127.0.0.1:${promPort}`;
     await waitReady(gatewayPort, 120_000);
+    // Traffic sent before Prometheus's first scrape only shows as a counter's starting value,
+    // which rate() never sees: wait until the target has been scraped twice.
+    const scraped = Date.now() + 60_000;
+    while (Date.now() < scraped) {
+      const r = await query(prom, 'count_over_time(up{job="inference-gateway"}[1m])').catch(() => undefined);
+      if (Number(r?.data?.result?.[0]?.value?.[1]) >= 2) break;
+      await new Promise((res) => setTimeout(res, 250));
+    }
 
     // Traffic: good predictions, client errors, and bursts that overflow the queue (503).
     const coffee = await fixture("images/coffee.jpg");
