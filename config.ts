@@ -47,6 +47,8 @@ export const configSchema = z.object({
   TOP_K: int(1, 20, 5),
   MAX_BODY_BYTES: int(1024, 1024 * MiB, 10 * MiB),
   MAX_IMAGE_PIXELS: int(1, 1_000_000_000, 40_000_000),
+  /** Images in one /predict multipart request or one v2 infer request. */
+  MAX_IMAGES_PER_REQUEST: int(1, 64, 8),
   /** Threads per onnxruntime session; with INFERENCE_WORKERS=2 on 2 cores, 1 measured best (docs/performance.md). */
   INTRA_OP_THREADS: int(0, 256, 1),
   /** Sessions, each in its own Worker; 0 runs inference on the main thread (tests, debugging). */

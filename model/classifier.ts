@@ -3,7 +3,7 @@
  * inference, postprocess, each timed. HTTP-agnostic so every route (and the
  * v2 protocol later) shares it.
  */
-import { DecodeError, decodeImage } from "./decode.ts";
+import { DecodeError } from "./decode.ts";
 import { type ImageHeader, ImageHeaderError, readImageHeader } from "./image_header.ts";
 import { type ClassScore, softmaxInto, topK } from "./postprocess.ts";
 import type { Admission, Batcher } from "./batcher.ts";
@@ -34,9 +34,16 @@ export class PixelLimitError extends Error {
   }
 }
 
-export interface Classification {
-  image: { format: string; width: number; height: number; bytes: number };
+export interface Inference {
   top: ClassScore[];
+  /** The model's output row, untouched (logits for ResNet-50 exports). */
+  output: Float32Array;
+  /** The row as probabilities (softmax applied unless the model already ends in one). */
+  probabilities: Float32Array;
+}
+
+export interface Classification extends Inference {
+  image: { format: string; width: number; height: number; bytes: number };
 }
 
 export interface ClassifierOptions {
@@ -116,7 +123,6 @@ export class Classifier {
     admission: Admission,
   ): Promise<Classification> {
     const header = this.inspect(bytes);
-    const info = this.info;
     // Decode and preprocess run in a worker; their spans are recorded from its timings
     // (the hop to and from the worker counts as decode).
     const sent = performance.now();
@@ -136,7 +142,39 @@ export class Classifier {
       "image.decode_ms": prepared.decodeMs,
     });
     stages.record("preprocess", sent + roundTrip - prepared.preprocessMs, prepared.preprocessMs);
-    const input = prepared.tensor;
+    const result = await this.#infer(prepared.tensor, k, stages, options, admission);
+    return {
+      ...result,
+      image: { format: header.format, width: header.width, height: header.height, bytes: bytes.byteLength },
+    };
+  }
+
+  /**
+   * Classifies one already preprocessed image (TENSOR_SIZE floats, NCHW), as the
+   * v2 protocol's FP32 input provides it.
+   */
+  async classifyTensor(
+    tensor: Float32Array,
+    k: number,
+    stages: StageRunner = new PlainStages(),
+    options: ClassifyOptions = {},
+  ): Promise<Inference> {
+    const admission = options.admission ?? this.admit();
+    try {
+      return await this.#infer(tensor, k, stages, options, admission);
+    } finally {
+      admission.release();
+    }
+  }
+
+  async #infer(
+    input: Float32Array,
+    k: number,
+    stages: StageRunner,
+    options: ClassifyOptions,
+    admission: Admission,
+  ): Promise<Inference> {
+    const info = this.info;
     // queue_wait ends when the request's batch starts; inference ends with its result.
     let started!: (batchSize: number) => void;
     const start = new Promise<number>((resolve) => started = resolve);
@@ -160,8 +198,12 @@ export class Classifier {
       });
       return (await job).row;
     });
+    let probabilities = output;
     const top = await stages.run("postprocess", (annotate) => {
-      const probabilities = info.outputsProbabilities ? output : softmaxInto(output, output);
+      // A new array: the raw output stays as the model produced it (the v2 protocol returns it).
+      probabilities = info.outputsProbabilities
+        ? output
+        : softmaxInto(output, new Float32Array(output.length));
       const ranked = topK(probabilities, k, this.#labels);
       annotate({
         "prediction.class_id": ranked[0].class_id,
@@ -170,9 +212,6 @@ export class Classifier {
       });
       return ranked;
     });
-    return {
-      image: { format: header.format, width: header.width, height: header.height, bytes: bytes.byteLength },
-      top,
-    };
+    return { top, output, probabilities };
   }
 }

@@ -13,6 +13,25 @@ import { type BuildInfo, buildInfo, healthHandler, infoHandler, readyHandler } f
 import { predictHandler } from "./predict.ts";
 import { ProblemError, problemResponse, PROBLEMS } from "./problem.ts";
 import type { AppEnv } from "./types.ts";
+import { DOCS_HTML, openApiDocument } from "./openapi.ts";
+import { registerV2, V2Error } from "./v2.ts";
+import swaggerUi from "swagger-ui-dist";
+
+const DOC_ASSETS: Record<string, string> = {
+  "swagger-ui.css": "text/css; charset=utf-8",
+  "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+};
+const assetCache = new Map<string, Uint8Array<ArrayBuffer>>();
+
+/** Swagger UI's files, read once from the npm package (no CDN, so /docs works offline). */
+async function docAsset(file: string): Promise<Uint8Array<ArrayBuffer>> {
+  let bytes = assetCache.get(file);
+  if (!bytes) {
+    bytes = await Deno.readFile(`${swaggerUi.getAbsoluteFSPath()}/${file}`);
+    assetCache.set(file, bytes);
+  }
+  return bytes;
+}
 
 export interface AppDeps {
   config: Config;
@@ -46,6 +65,19 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     return c.body(body, 200, { "content-type": contentType });
   });
   app.post("/predict", predictHandler(config, state, metrics));
+  registerV2(app, config, state, metrics, build.version);
+  const openapi = JSON.stringify(openApiDocument(build.version));
+  app.get("/openapi.json", (c) => c.body(openapi, 200, { "content-type": "application/json" }));
+  app.get("/docs", (c) => c.html(DOCS_HTML));
+  app.get("/docs/assets/:file", async (c) => {
+    const file = c.req.param("file");
+    const type = DOC_ASSETS[file];
+    if (!type) throw new ProblemError("not_found", `No documentation asset ${file}`);
+    return c.body(await docAsset(file), 200, {
+      "content-type": type,
+      "cache-control": "public, max-age=86400",
+    });
+  });
   app.all("/predict", (c) => {
     throw new ProblemError("method_not_allowed", `${c.req.method} is not allowed on /predict; use POST`, {
       allow: "POST",
@@ -61,6 +93,14 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   app.onError((err, c) => {
     const requestId = c.get("requestId");
+    if (err instanceof V2Error) {
+      c.set("rejectReason", err.reason);
+      if (err.status === 500) log.error("Request failed: {detail}", { detail: err.message });
+      return new Response(JSON.stringify({ error: err.message }), {
+        status: err.status,
+        headers: { "content-type": "application/json", ...err.headers },
+      });
+    }
     if (err instanceof ProblemError) {
       c.set("rejectReason", PROBLEMS[err.code].reason);
       // Designed refusals (503 overloaded/not_ready, 504) are in the access log; faults also here.

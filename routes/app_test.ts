@@ -293,3 +293,34 @@ Deno.test("unexpected errors are 500 problems without internals, and logged", as
   assert.ok(!String(body.detail).includes("deadbeef"));
   assert.ok(logs.some((r) => r.level === "error" && JSON.stringify(r.properties).includes("deadbeef")));
 });
+
+Deno.test("POST /predict with several files answers a list in upload order; a bad image fails only its entry", async () => {
+  await captureLogs("info");
+  const { app } = await readyApp({ MAX_IMAGES_PER_REQUEST: "3" });
+  const coffee = await fixture("images/coffee.jpg");
+  const chelsea = await fixture("images/chelsea.jpg");
+  const res = await app.request("/predict?top_k=2", {
+    method: "POST",
+    body: multipart([{ bytes: coffee }, { bytes: new TextEncoder().encode("GIF89a....") }, {
+      bytes: chelsea,
+    }]),
+  });
+  assert.equal(res.status, 200);
+  const body = await res.json();
+  assert.equal(body.weights, "synthetic");
+  assert.equal(body.results.length, 3);
+  assert.deepEqual(body.results.map((r: { index: number }) => r.index), [0, 1, 2]);
+  assert.equal(body.results[0].image.width, 600);
+  assert.equal(body.results[0].top_k.length, 2);
+  assert.equal(body.results[1].error.code, "unsupported_media_type");
+  assert.equal(body.results[1].error.status, 415);
+  assert.equal(body.results[2].image.width, 451);
+  const single = await (await app.request("/predict?top_k=2", { method: "POST", body: coffee })).json();
+  assert.deepEqual(body.results[0].top_k, single.top_k, "same answer as a single upload");
+
+  const tooMany = await app.request("/predict", {
+    method: "POST",
+    body: multipart([{ bytes: coffee }, { bytes: coffee }, { bytes: coffee }, { bytes: coffee }]),
+  });
+  await expectProblem(tooMany, 400, "too_many_images");
+});

@@ -1,32 +1,31 @@
 /**
- * POST /predict: an image as multipart field `file` (what the FastAPI gateway
- * this replaces took) or as a raw body; answers the top-k ImageNet classes.
+ * POST /predict: images as multipart `file` fields (what the FastAPI gateway
+ * this replaces took; several for a batch) or one image as a raw body;
+ * answers the top-k ImageNet classes.
  */
 import type { Context } from "@hono/hono";
 import type { Config } from "../config.ts";
-import { CancelledError, DeadlineError, DrainingError, OverloadedError } from "../model/batcher.ts";
-import { type Classification, DecodeError, ImageHeaderError, PixelLimitError } from "../model/classifier.ts";
+import type { Admission } from "../model/batcher.ts";
+import type { Classification, Classifier } from "../model/classifier.ts";
 import type { ModelState } from "../model/state.ts";
 import type { Metrics } from "../observability/metrics.ts";
+import type { RequestStages } from "../observability/stages.ts";
 import { readBodyLimited } from "./body.ts";
-import { ProblemError } from "./problem.ts";
+import { asProblem, problemBody, ProblemError, PROBLEMS } from "./problem.ts";
+import { topKQuery } from "./schemas.ts";
 import type { AppEnv } from "./types.ts";
 
 export const SYNTHETIC_WARNING =
   "This model has synthetic (random) weights: predictions are meaningless. Set MODEL_PATH or MODEL_SOURCE=zoo for pretrained weights.";
 
-function parseTopK(raw: string | undefined, fallback: number): number {
-  if (raw === undefined) return fallback;
-  const k = Number(raw);
-  if (!/^\d+$/.test(raw) || !Number.isInteger(k) || k < 1 || k > 20) {
-    throw new ProblemError("invalid_parameter", `top_k must be an integer from 1 to 20, got "${raw}"`);
-  }
-  return k;
+interface Upload {
+  bytes: Uint8Array;
+  filename?: string;
 }
 
-/** The image bytes of a request: the `file` part of a multipart form, or the body itself. */
-async function imageBytes(c: Context<AppEnv>, limit: number): Promise<Uint8Array> {
-  const body = await readBodyLimited(c.req.raw, limit);
+/** The images of a request: the `file` parts of a multipart form, or the body itself. */
+async function uploads(c: Context<AppEnv>, config: Config): Promise<Upload[]> {
+  const body = await readBodyLimited(c.req.raw, config.MAX_BODY_BYTES);
   c.set("bytesIn", body.byteLength);
   const type = (c.req.header("content-type") ?? "").toLowerCase();
   if (type.startsWith("multipart/form-data")) {
@@ -36,14 +35,25 @@ async function imageBytes(c: Context<AppEnv>, limit: number): Promise<Uint8Array
     } catch {
       throw new ProblemError("bad_request", "The multipart body cannot be parsed");
     }
-    const file = form.get("file");
-    if (file === null) throw new ProblemError("missing_file", "The multipart form has no `file` field");
-    if (typeof file === "string") {
-      throw new ProblemError("missing_file", "The `file` field must be a file upload, not a text value");
+    const files = form.getAll("file");
+    if (files.length === 0) throw new ProblemError("missing_file", "The multipart form has no `file` field");
+    if (files.length > config.MAX_IMAGES_PER_REQUEST) {
+      throw new ProblemError(
+        "too_many_images",
+        `The request has ${files.length} images; at most ${config.MAX_IMAGES_PER_REQUEST} are accepted`,
+      );
     }
-    const bytes = new Uint8Array(await file.arrayBuffer());
-    if (bytes.byteLength === 0) throw new ProblemError("missing_file", "The uploaded file is empty");
-    return bytes;
+    const out: Upload[] = [];
+    for (const file of files) {
+      if (typeof file === "string") {
+        throw new ProblemError("missing_file", "Each `file` field must be a file upload, not a text value");
+      }
+      out.push({ bytes: new Uint8Array(await file.arrayBuffer()), filename: file.name || undefined });
+    }
+    if (out.length === 1 && out[0].bytes.byteLength === 0) {
+      throw new ProblemError("missing_file", "The uploaded file is empty");
+    }
+    return out;
   }
   if (type.startsWith("application/x-www-form-urlencoded")) {
     throw new ProblemError("bad_request", "Send the image as multipart/form-data or as a raw image body");
@@ -54,32 +64,54 @@ async function imageBytes(c: Context<AppEnv>, limit: number): Promise<Uint8Array
       "The request has no body: send an image (multipart field `file` or raw)",
     );
   }
-  return body;
+  return [{ bytes: body }];
 }
 
-/** Maps pipeline errors to problems; anything else is a 500 via the app's error handler. */
-function asProblem(err: unknown): unknown {
-  if (err instanceof ImageHeaderError) {
-    return new ProblemError(
-      err.kind === "unsupported" ? "unsupported_media_type" : "undecodable_image",
-      err.message,
-    );
+/** Queue places for `n` images, all or none. */
+function admitAll(classifier: Classifier, n: number): Admission[] {
+  const held: Admission[] = [];
+  try {
+    for (let i = 0; i < n; i++) held.push(classifier.admit());
+    return held;
+  } catch (err) {
+    for (const a of held) a.release();
+    throw err;
   }
-  if (err instanceof PixelLimitError) return new ProblemError("too_many_pixels", err.message);
-  if (err instanceof DecodeError) return new ProblemError("undecodable_image", err.message);
-  if (err instanceof OverloadedError) {
-    return new ProblemError("overloaded", err.message, { "retry-after": "1" });
-  }
-  if (err instanceof DeadlineError) return new ProblemError("timeout", err.message);
-  if (err instanceof CancelledError) return new ProblemError("client_closed", err.message);
-  if (err instanceof DrainingError) return new ProblemError("not_ready", err.message, { "retry-after": "5" });
-  return err;
+}
+
+async function classifyOne(
+  c: Context<AppEnv>,
+  config: Config,
+  classifier: Classifier,
+  metrics: Metrics,
+  upload: Upload,
+  k: number,
+  stages: RequestStages,
+  admission: Admission,
+): Promise<Classification> {
+  const header = classifier.inspect(upload.bytes);
+  metrics.inputBytes.observe(upload.bytes.byteLength);
+  metrics.inputPixels.observe(header.width * header.height);
+  const result = await classifier.classify(upload.bytes, k, stages, {
+    admission,
+    signal: c.req.raw.signal,
+    timeoutMs: config.REQUEST_TIMEOUT_MS,
+  });
+  metrics.confidence.observe(result.top[0].confidence);
+  return result;
 }
 
 export function predictHandler(config: Config, state: ModelState, metrics: Metrics) {
   return async function predict(c: Context<AppEnv>): Promise<Response> {
     const started = performance.now();
-    const k = parseTopK(c.req.query("top_k"), config.TOP_K);
+    const query = topKQuery.safeParse(c.req.query());
+    if (!query.success) {
+      throw new ProblemError(
+        "invalid_parameter",
+        `top_k must be an integer from 1 to 20, got "${c.req.query("top_k")}"`,
+      );
+    }
+    const k = query.data.top_k ?? config.TOP_K;
     const classifier = state.serving;
     if (!classifier) {
       throw new ProblemError("not_ready", `The model is ${state.status}; retry shortly`, {
@@ -88,53 +120,80 @@ export function predictHandler(config: Config, state: ModelState, metrics: Metri
     }
     const stages = c.get("stages");
     // Take a queue place before reading the body: when full, refuse before spending anything.
-    let admission;
+    let first: Admission;
     try {
-      admission = classifier.admit();
+      first = classifier.admit();
     } catch (err) {
       throw asProblem(err);
     }
-    let result: Classification;
+    const admissions = [first];
     try {
-      const bytes = await stages.run("read_body", async (annotate) => {
-        const b = await imageBytes(c, config.MAX_BODY_BYTES);
-        annotate({ "http.request.body.size": c.get("bytesIn"), "image.bytes": b.byteLength });
-        return b;
+      const images = await stages.run("read_body", async (annotate) => {
+        const list = await uploads(c, config);
+        annotate({ "http.request.body.size": c.get("bytesIn"), "images.count": list.length });
+        return list;
       });
-      const header = classifier.inspect(bytes);
-      metrics.inputBytes.observe(bytes.byteLength);
-      metrics.inputPixels.observe(header.width * header.height);
-      result = await classifier.classify(bytes, k, stages, {
-        admission,
-        signal: c.req.raw.signal,
-        timeoutMs: config.REQUEST_TIMEOUT_MS,
+      try {
+        admissions.push(...admitAll(classifier, images.length - 1));
+      } catch (err) {
+        throw asProblem(err);
+      }
+      const info = classifier.info;
+      const head = {
+        request_id: c.get("requestId"),
+        model: { name: info.name, version: info.version, weights: info.weights, sha256: info.sha256 },
+        weights: info.weights,
+        ...(info.weights === "synthetic" ? { warning: SYNTHETIC_WARNING } : {}),
+      };
+      const round = (ms: number | undefined) => +(ms ?? 0).toFixed(3);
+
+      if (images.length === 1) {
+        let result: Classification;
+        try {
+          result = await classifyOne(c, config, classifier, metrics, images[0], k, stages, admissions[0]);
+        } catch (err) {
+          throw asProblem(err);
+        }
+        const t = stages.timings;
+        return c.json({
+          ...head,
+          prediction: result.top[0],
+          top_k: result.top,
+          image: result.image,
+          timings_ms: {
+            read_body: round(t.read_body),
+            decode: round(t.decode),
+            preprocess: round(t.preprocess),
+            queue_wait: round(t.queue_wait),
+            inference: round(t.inference),
+            postprocess: round(t.postprocess),
+            total: round(performance.now() - started),
+          },
+          inference_time_ms: round(t.inference),
+        });
+      }
+
+      // Several images: each succeeds or fails on its own; the answer keeps their order.
+      const settled = await Promise.allSettled(
+        images.map((img, i) => classifyOne(c, config, classifier, metrics, img, k, stages, admissions[i])),
+      );
+      const results = settled.map((s, index) => {
+        const filename = images[index].filename;
+        if (s.status === "fulfilled") {
+          return { index, filename, prediction: s.value.top[0], top_k: s.value.top, image: s.value.image };
+        }
+        const problem = asProblem(s.reason);
+        if (!(problem instanceof ProblemError)) throw s.reason;
+        metrics.rejected.inc({ reason: PROBLEMS[problem.code].reason });
+        return { index, filename, error: problemBody(problem.code, problem.detail) };
       });
-    } catch (err) {
-      throw asProblem(err);
+      return c.json({
+        ...head,
+        results,
+        timings_ms: { read_body: round(stages.timings.read_body), total: round(performance.now() - started) },
+      });
     } finally {
-      admission.release();
+      for (const a of admissions) a.release();
     }
-    metrics.confidence.observe(result.top[0].confidence);
-    const info = classifier.info;
-    const t = stages.timings;
-    const round = (ms: number | undefined) => +(ms ?? 0).toFixed(3);
-    return c.json({
-      request_id: c.get("requestId"),
-      model: { name: info.name, version: info.version, weights: info.weights, sha256: info.sha256 },
-      weights: info.weights,
-      ...(info.weights === "synthetic" ? { warning: SYNTHETIC_WARNING } : {}),
-      prediction: result.top[0],
-      top_k: result.top,
-      image: result.image,
-      timings_ms: {
-        read_body: round(t.read_body),
-        decode: round(t.decode),
-        preprocess: round(t.preprocess),
-        inference: round(t.inference),
-        postprocess: round(t.postprocess),
-        total: round(performance.now() - started),
-      },
-      inference_time_ms: round(t.inference),
-    });
   };
 }

@@ -3,10 +3,14 @@
  * a stable machine-readable `code`. Bodies never carry stack traces.
  */
 
+import { CancelledError, DeadlineError, DrainingError, OverloadedError } from "../model/batcher.ts";
+import { DecodeError, ImageHeaderError, PixelLimitError } from "../model/classifier.ts";
+
 /** Stable codes, their HTTP status and title. `reason` is the rejection label metrics use. */
 export const PROBLEMS = {
   bad_request: { status: 400, title: "Malformed request", reason: "bad_request" },
   missing_file: { status: 400, title: "No image in the request", reason: "missing_file" },
+  too_many_images: { status: 400, title: "Too many images in one request", reason: "too_many_images" },
   invalid_parameter: { status: 400, title: "Invalid query parameter", reason: "invalid_parameter" },
   not_found: { status: 404, title: "Not found", reason: "not_found" },
   method_not_allowed: { status: 405, title: "Method not allowed", reason: "method_not_allowed" },
@@ -28,6 +32,26 @@ export const PROBLEMS = {
 export type ProblemCode = keyof typeof PROBLEMS;
 
 export const PROBLEM_CONTENT_TYPE = "application/problem+json";
+
+/** Maps model-pipeline errors to problems; anything else is left for the 500 handler. */
+export function asProblem(err: unknown): unknown {
+  if (err instanceof ProblemError) return err;
+  if (err instanceof ImageHeaderError) {
+    return new ProblemError(
+      err.kind === "unsupported" ? "unsupported_media_type" : "undecodable_image",
+      err.message,
+    );
+  }
+  if (err instanceof PixelLimitError) return new ProblemError("too_many_pixels", err.message);
+  if (err instanceof DecodeError) return new ProblemError("undecodable_image", err.message);
+  if (err instanceof OverloadedError) {
+    return new ProblemError("overloaded", err.message, { "retry-after": "1" });
+  }
+  if (err instanceof DeadlineError) return new ProblemError("timeout", err.message);
+  if (err instanceof CancelledError) return new ProblemError("client_closed", err.message);
+  if (err instanceof DrainingError) return new ProblemError("not_ready", err.message, { "retry-after": "5" });
+  return err;
+}
 
 /** Thrown by handlers; the app's error handler turns it into a problem response. */
 export class ProblemError extends Error {
