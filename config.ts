@@ -63,6 +63,14 @@ export const configSchema = z.object({
   /** A request that has not reached the model by then is answered 504 and dropped. */
   REQUEST_TIMEOUT_MS: int(1, 600_000, 5000),
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000, 10_000),
+  /** A request body not fully received by then is answered 408 (a slow uploader cannot hold a queue place). */
+  BODY_TIMEOUT_MS: int(100, 600_000, 30_000),
+  /** A new connection must send its first request's headers within this (slowloris). */
+  HEADER_TIMEOUT_MS: int(100, 600_000, 10_000),
+  /** A connection with no bytes either way for this long is closed. */
+  IDLE_TIMEOUT_MS: int(100, 3_600_000, 60_000),
+  /** Open client connections; past this, new ones are closed at once. */
+  MAX_CONNECTIONS: int(1, 1_000_000, 1024),
   LOG_LEVEL: z.enum(LOG_LEVELS, { error: `one of ${LOG_LEVELS.join(", ")}` }).default("info"),
   /** Requests slower than this count against the latency objective; slow traces are always kept. */
   LATENCY_OBJECTIVE_MS: int(1, 600_000, 300),

@@ -117,6 +117,18 @@ export function createMetrics(registry: Registry, telemetry: () => TelemetryStat
       help: "Requests being handled right now.",
       registers: r,
     }),
+    connectionsOpen: new Gauge({
+      name: "http_connections_open",
+      help: "Client connections open on the public listener.",
+      registers: r,
+    }),
+    connectionsRefused: new Counter({
+      name: "http_connections_refused_total",
+      help:
+        "Client connections refused or closed by a limit: connection_limit, header_timeout (no complete request headers in time), idle_timeout.",
+      labelNames: ["reason"] as const,
+      registers: r,
+    }),
     stageDuration: new Histogram({
       name: "inference_stage_duration_seconds",
       help: "Duration of each stage of a prediction; stages are named as their spans.",

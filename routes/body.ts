@@ -1,6 +1,8 @@
 /**
- * Reads a request body with a hard size limit enforced while streaming: an
- * oversize upload is refused as soon as it crosses the limit, never buffered whole.
+ * Reads a request body with a hard size limit enforced while streaming (an
+ * oversize upload is refused as soon as it crosses the limit, never buffered
+ * whole) and a deadline for the whole body (a client trickling bytes cannot
+ * hold its queue place and buffers forever).
  */
 import { ProblemError } from "./problem.ts";
 
@@ -8,7 +10,15 @@ function tooLarge(limit: number): ProblemError {
   return new ProblemError("payload_too_large", `Request body exceeds the limit of ${limit} bytes`);
 }
 
-export async function readBodyLimited(request: Request, limit: number): Promise<Uint8Array<ArrayBuffer>> {
+function tooSlow(timeoutMs: number): ProblemError {
+  return new ProblemError("body_timeout", `The request body was not received within ${timeoutMs} ms`);
+}
+
+export async function readBodyLimited(
+  request: Request,
+  limit: number,
+  timeoutMs = Infinity,
+): Promise<Uint8Array<ArrayBuffer>> {
   const declared = request.headers.get("content-length");
   if (declared !== null) {
     const n = Number(declared);
@@ -20,9 +30,14 @@ export async function readBodyLimited(request: Request, limit: number): Promise<
   const reader = request.body.getReader();
   const chunks: Uint8Array<ArrayBuffer>[] = [];
   let total = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = Number.isFinite(timeoutMs)
+    ? new Promise<never>((_, reject) => timer = setTimeout(() => reject(tooSlow(timeoutMs)), timeoutMs))
+    : undefined;
+  expired?.catch(() => {});
   try {
     while (true) {
-      const { done, value } = await reader.read();
+      const { done, value } = expired ? await Promise.race([reader.read(), expired]) : await reader.read();
       if (done) break;
       total += value.byteLength;
       if (total > limit) {
@@ -32,10 +47,15 @@ export async function readBodyLimited(request: Request, limit: number): Promise<
       chunks.push(value);
     }
   } catch (err) {
-    if (err instanceof ProblemError) throw err;
+    if (err instanceof ProblemError) {
+      if (err.code === "body_timeout") await reader.cancel().catch(() => {});
+      throw err;
+    }
     throw new ProblemError("bad_request", "The request body could not be read to the end", {}, {
       cause: err,
     });
+  } finally {
+    clearTimeout(timer);
   }
   if (chunks.length === 1) return chunks[0];
   const body = new Uint8Array(total);

@@ -156,6 +156,10 @@ export function openApiDocument(version: string): Json {
         'Input "input" must have shape [N,3,224,224], got [1,3,32,32]',
       ),
       "404": v2err("Unknown model or version", 'Unknown model "resnet18"'),
+      "408": v2err(
+        "Body not received within BODY_TIMEOUT_MS",
+        "The request body was not received within 30000 ms",
+      ),
       "413": v2err("Body over MAX_BODY_BYTES", "Request body exceeds the limit of 10485760 bytes"),
       "503": v2err(
         "Not ready, draining, or overloaded (Retry-After)",
@@ -233,6 +237,7 @@ export function openApiDocument(version: string): Json {
               },
             },
             "400": problem("bad_request", "missing_file", "invalid_parameter", "too_many_images"),
+            "408": problem("body_timeout"),
             "413": problem("payload_too_large"),
             "415": problem("unsupported_media_type"),
             "422": problem("undecodable_image", "too_many_pixels"),

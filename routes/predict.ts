@@ -25,7 +25,7 @@ interface Upload {
 
 /** The images of a request: the `file` parts of a multipart form, or the body itself. */
 async function uploads(c: Context<AppEnv>, config: Config): Promise<Upload[]> {
-  const body = await readBodyLimited(c.req.raw, config.MAX_BODY_BYTES);
+  const body = await readBodyLimited(c.req.raw, config.MAX_BODY_BYTES, config.BODY_TIMEOUT_MS);
   c.set("bytesIn", body.byteLength);
   const type = (c.req.header("content-type") ?? "").toLowerCase();
   if (type.startsWith("multipart/form-data")) {

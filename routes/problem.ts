@@ -14,6 +14,7 @@ export const PROBLEMS = {
   invalid_parameter: { status: 400, title: "Invalid query parameter", reason: "invalid_parameter" },
   not_found: { status: 404, title: "Not found", reason: "not_found" },
   method_not_allowed: { status: 405, title: "Method not allowed", reason: "method_not_allowed" },
+  body_timeout: { status: 408, title: "Request body not received in time", reason: "body_timeout" },
   payload_too_large: { status: 413, title: "Request body too large", reason: "too_large" },
   unsupported_media_type: {
     status: 415,

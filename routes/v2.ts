@@ -27,7 +27,7 @@ export const SERVER_EXTENSIONS = ["classification"];
 
 export class V2Error extends Error {
   constructor(
-    readonly status: 400 | 404 | 413 | 499 | 500 | 503 | 504,
+    readonly status: 400 | 404 | 408 | 413 | 499 | 500 | 503 | 504,
     message: string,
     /** Rejection reason for requests_rejected_total. */
     readonly reason: string,
@@ -47,8 +47,8 @@ function asV2Error(err: unknown, index?: number): unknown {
   const where = index === undefined ? "" : `image ${index}: `;
   const status = problem.status >= 500 || problem.status === 499
     ? problem.status
-    : problem.status === 413
-    ? 413
+    : problem.status === 413 || problem.status === 408
+    ? problem.status
     : 400;
   return new V2Error(
     status as V2Error["status"],
@@ -237,7 +237,7 @@ export function registerV2(
       const request = await stages.run("read_body", async () => {
         let body: Uint8Array<ArrayBuffer>;
         try {
-          body = await readBodyLimited(c.req.raw, config.MAX_BODY_BYTES);
+          body = await readBodyLimited(c.req.raw, config.MAX_BODY_BYTES, config.BODY_TIMEOUT_MS);
         } catch (err) {
           throw asV2Error(err);
         }
