@@ -15,25 +15,13 @@ import type { OrtRunnerOptions } from "../model/runner.ts";
 import { WorkerRunner } from "../model/worker_runner.ts";
 import { loadConfig } from "../config.ts";
 import { freePort, startTask, waitReady } from "../tests/gateway_process.ts";
+import { closedLoop, type LoadResult, machine, openLoop, probeHealth, round, summary } from "./load.ts";
 
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 20);
 const FIXTURES = new URL("../tests/fixtures/images/", import.meta.url);
 const OUT = new URL("./", import.meta.url);
 const config = loadConfig();
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
-function summary(latencies: number[]) {
-  const s = [...latencies].sort((a, b) => a - b);
-  return {
-    p50_ms: round(percentile(s, 50)),
-    p90_ms: round(percentile(s, 90)),
-    p99_ms: round(percentile(s, 99)),
-  };
-}
 const log = (msg: string) => console.error(`[bench] ${msg}`);
 
 // 1. Decode + preprocess, single-threaded, in this process.
@@ -91,119 +79,6 @@ async function rawCeiling(options: OrtRunnerOptions) {
     best_images_per_s: best,
     best_batch: bestBatch,
     batch1: summary(latencies),
-  };
-}
-
-interface LoadResult {
-  concurrency: number;
-  seconds: number;
-  requests: number;
-  ok: number;
-  errors: Record<string, number>;
-  throughput_rps: number;
-  p50_ms: number;
-  p90_ms: number;
-  p99_ms: number;
-}
-
-/** Closed loop: `concurrency` clients each send the next request when the last answers (keep-alive). */
-async function closedLoop(url: string, body: Uint8Array<ArrayBuffer>, concurrency: number, seconds: number) {
-  const latencies: number[] = [];
-  const errors: Record<string, number> = {};
-  let ok = 0;
-  const end = performance.now() + seconds * 1000;
-  const t0 = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (performance.now() < end) {
-      const start = performance.now();
-      try {
-        const res = await fetch(url, { method: "POST", body, headers: { "content-type": "image/jpeg" } });
-        await res.arrayBuffer();
-        if (res.status === 200) {
-          ok++;
-          latencies.push(performance.now() - start);
-        } else errors[res.status] = (errors[res.status] ?? 0) + 1;
-      } catch (err) {
-        errors[String(err)] = (errors[String(err)] ?? 0) + 1;
-      }
-    }
-  }));
-  const elapsed = (performance.now() - t0) / 1000;
-  const failed = Object.values(errors).reduce((a, b) => a + b, 0);
-  return {
-    concurrency,
-    seconds: round(elapsed),
-    requests: ok + failed,
-    ok,
-    errors,
-    throughput_rps: round(ok / elapsed),
-    ...summary(latencies),
-  } satisfies LoadResult;
-}
-
-/** Probes /health every 20 ms while `during` runs. */
-async function probeHealth(url: string, during: Promise<unknown>) {
-  const latencies: number[] = [];
-  let done = false;
-  during.finally(() => done = true);
-  while (!done) {
-    const t0 = performance.now();
-    const res = await fetch(url);
-    await res.arrayBuffer();
-    latencies.push(performance.now() - t0);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return { probes: latencies.length, ...summary(latencies), max_ms: round(Math.max(...latencies)) };
-}
-
-/** Open loop: requests sent at a fixed rate whatever the answers, as real overload arrives. */
-async function openLoop(url: string, body: Uint8Array<ArrayBuffer>, rate: number, seconds: number) {
-  const admitted: number[] = [];
-  const rejected: number[] = [];
-  const other: Record<string, number> = {};
-  const inflight: Promise<void>[] = [];
-  const interval = 1000 / rate;
-  const t0 = performance.now();
-  let sent = 0;
-  while (performance.now() - t0 < seconds * 1000) {
-    const due = t0 + sent * interval;
-    const wait = due - performance.now();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    sent++;
-    const start = performance.now();
-    inflight.push((async () => {
-      try {
-        const res = await fetch(url, { method: "POST", body, headers: { "content-type": "image/jpeg" } });
-        await res.arrayBuffer();
-        const ms = performance.now() - start;
-        if (res.status === 200) admitted.push(ms);
-        else if (res.status === 503) rejected.push(ms);
-        else other[res.status] = (other[res.status] ?? 0) + 1;
-      } catch (err) {
-        other[String(err)] = (other[String(err)] ?? 0) + 1;
-      }
-    })());
-  }
-  await Promise.all(inflight);
-  return {
-    offered_rps: round(rate),
-    sent,
-    admitted: admitted.length,
-    rejected_503: rejected.length,
-    rejected_share: round(rejected.length / sent, 3),
-    other_statuses: other,
-    admitted_latency: summary(admitted),
-    reject_latency: summary(rejected),
-  };
-}
-
-async function machine() {
-  const cpuinfo = await Deno.readTextFile("/proc/cpuinfo").catch(() => "");
-  return {
-    cpu: /model name\s*:\s*(.+)/.exec(cpuinfo)?.[1] ?? "unknown",
-    cores: navigator.hardwareConcurrency,
-    deno: Deno.version.deno,
-    v8: Deno.version.v8,
   };
 }
 
@@ -293,7 +168,10 @@ try {
 
 await Deno.mkdir(OUT, { recursive: true });
 await Deno.writeTextFile(new URL("results.json", OUT), JSON.stringify(results, null, 2) + "\n");
-await Deno.writeTextFile(new URL("RESULTS.md", OUT), renderMarkdown(results));
+// The soak's section (deno task soak) is kept: it takes 10 minutes and is run separately.
+const previous = await Deno.readTextFile(new URL("RESULTS.md", OUT)).catch(() => "");
+const soak = /<!-- soak:start -->[\s\S]*<!-- soak:end -->\n?/.exec(previous)?.[0];
+await Deno.writeTextFile(new URL("RESULTS.md", OUT), renderMarkdown(results) + (soak ? `\n${soak}` : ""));
 log("wrote bench/results.json and bench/RESULTS.md");
 
 // deno-lint-ignore no-explicit-any
