@@ -2,11 +2,16 @@
  * Decodes JPEG and PNG bytes into 8-bit pixels. The only module that knows
  * which decoder is used, so it can be swapped or moved off the main thread.
  *
- * imagescript's `Image.decode` copies every pixel into an RGBA bitmap one at a
- * time, which costs more than the decode itself; we call its WASM codecs
- * directly and hand the decoder's own buffer (gray, RGB or RGBA) to
- * preprocessing, which reads any of them.
+ * Gray and YCbCr JPEGs go through sharp (libvips with libjpeg-turbo, the
+ * decoder PIL uses): pixel-identical to torchvision's input and, measured
+ * here, 2 to 5x faster than imagescript's WASM decoder (coffee.jpg 4.5 ms
+ * against 10 to 15; 4000x2660 46 ms against 248). CMYK JPEGs stay on
+ * imagescript, whose raw inks we convert the way PIL does (libvips would
+ * apply a colour profile and differ from PIL), and so do PNGs, where sharp
+ * is no faster. imagescript's `Image.decode` copies every pixel into an RGBA
+ * bitmap one at a time; we call its WASM codecs directly instead.
  */
+import sharp from "sharp";
 // @ts-types="./imagescript_jpeg.d.ts"
 import jpegCodec from "imagescript/wasm/node/jpeg.js";
 // @ts-types="./imagescript_png.d.ts"
@@ -62,7 +67,44 @@ export function jpegScale(width: number, height: number, minShortSide: number): 
   return 1;
 }
 
-function decodeJpeg(bytes: Uint8Array, header: ImageHeader, minShortSide: number): RawImage {
+// One libvips thread per image: the gateway parallelizes across requests. No operation
+// cache: it would keep decoded images resident after their request.
+sharp.concurrency(1);
+sharp.cache(false);
+
+/**
+ * libjpeg-turbo through sharp. Large photos are decoded at a reduced DCT scale
+ * (shrink-on-load) and brought to exactly the scaled size with a linear
+ * filter, which keeps them within 0.006 of torchvision's tensor.
+ */
+async function decodeJpegSharp(
+  bytes: Uint8Array,
+  header: ImageHeader,
+  minShortSide: number,
+): Promise<RawImage> {
+  const scale = jpegScale(header.width, header.height, minShortSide);
+  let pipeline = sharp(bytes, { failOn: "error", sequentialRead: true, limitInputPixels: false });
+  if (scale !== 1) {
+    pipeline = pipeline.resize(Math.ceil(header.width * scale), Math.ceil(header.height * scale), {
+      kernel: "linear",
+      fit: "fill",
+      fastShrinkOnLoad: true,
+    });
+  }
+  const { data, info } = await pipeline.raw({ depth: "uchar" }).toBuffer({ resolveWithObject: true });
+  const channels = info.channels;
+  if (channels !== 1 && channels !== 3 && channels !== 4) {
+    throw new DecodeError(`JPEG decoder returned ${channels} channels`);
+  }
+  return {
+    width: info.width,
+    height: info.height,
+    channels,
+    data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+  };
+}
+
+function decodeCmykJpeg(bytes: Uint8Array, header: ImageHeader, minShortSide: number): RawImage {
   // A fresh instance per image: WASM memory only grows, so a shared instance
   // would keep the largest image ever decoded resident for the life of the process.
   const codec = jpegCodec.new();
@@ -119,7 +161,11 @@ export async function decodeImage(
   const minShortSide = options.minShortSide ?? Infinity;
   let image: RawImage;
   try {
-    image = header.format === "jpeg" ? decodeJpeg(bytes, header, minShortSide) : decodePng(bytes);
+    image = header.format === "png"
+      ? decodePng(bytes)
+      : header.components === 4
+      ? decodeCmykJpeg(bytes, header, minShortSide)
+      : await decodeJpegSharp(bytes, header, minShortSide);
   } catch (err) {
     if (err instanceof DecodeError) throw err;
     throw new DecodeError(`Cannot decode ${header.format.toUpperCase()} image: ${errorText(err)}`, {
@@ -139,5 +185,9 @@ export async function decodeImage(
 
 function errorText(err: unknown): string {
   if (err instanceof WebAssembly.RuntimeError) return "decoder failed on corrupt data";
+  // libvips messages name its own temporary objects; the first line says what is wrong.
+  if (err instanceof Error && /VipsJpeg|jpegload/.test(err.message)) {
+    return err.message.split("\n")[0].replace(/^VipsJpeg: /, "");
+  }
   return err instanceof Error ? err.message : String(err);
 }

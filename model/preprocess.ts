@@ -29,14 +29,22 @@ export function resizedSize(width: number, height: number, size = RESIZE_SHORT_S
   return [Math.trunc((size * width) / height), size];
 }
 
+/**
+ * Fixed-point precision of the filter weights: PIL's for 8-bit images
+ * (32 - 8 bits of pixel - 2 bits of headroom). Integer weights make the
+ * arithmetic exactly PIL's, rounding included, and faster than floats.
+ */
+const PRECISION_BITS = 22;
+const HALF = 1 << (PRECISION_BITS - 1);
+
 /** Per-output-pixel filter windows of one axis, as PIL's precompute_coeffs builds them. */
 interface Coefficients {
   /** First source index of each output pixel's window. */
   start: Int32Array;
   /** Window length of each output pixel. */
   length: Int32Array;
-  /** Weights, `stride` per output pixel. */
-  weights: Float64Array;
+  /** Fixed-point weights (PRECISION_BITS), `stride` per output pixel. */
+  weights: Int32Array;
   stride: number;
 }
 
@@ -47,27 +55,36 @@ function coefficients(inSize: number, outSize: number, first: number, count: num
   const stride = Math.ceil(support) * 2 + 1;
   const start = new Int32Array(count);
   const length = new Int32Array(count);
-  const weights = new Float64Array(count * stride);
+  const weights = new Int32Array(count * stride);
+  const w = new Float64Array(stride);
   for (let i = 0; i < count; i++) {
     const center = (first + i + 0.5) * scale;
     const min = Math.max(Math.trunc(center - support + 0.5), 0);
     const max = Math.min(Math.trunc(center + support + 0.5), inSize);
     let total = 0;
     for (let x = min; x < max; x++) {
-      const w = Math.max(0, 1 - Math.abs((x - center + 0.5) / filterScale));
-      weights[i * stride + x - min] = w;
-      total += w;
+      const v = Math.max(0, 1 - Math.abs((x - center + 0.5) / filterScale));
+      w[x - min] = v;
+      total += v;
     }
-    if (total > 0) { for (let x = 0; x < max - min; x++) weights[i * stride + x] /= total; }
+    for (let x = 0; x < max - min; x++) {
+      // PIL's normalize_coeffs_8bpc: round half away from zero (weights here are never negative).
+      weights[i * stride + x] = Math.trunc(0.5 + (total > 0 ? w[x] / total : 0) * (1 << PRECISION_BITS));
+    }
     start[i] = min;
     length[i] = max - min;
   }
   return { start, length, weights, stride };
 }
 
-function clamp8(v: number): number {
-  return v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v);
-}
+/** ToTensor (/255) then Normalize, per channel, for each 8-bit value: 3 x 256 floats. */
+const NORMALIZED = (() => {
+  const table = new Float32Array(3 * 256);
+  for (let c = 0; c < 3; c++) {
+    for (let v = 0; v < 256; v++) table[c * 256 + v] = (v / 255 - IMAGENET_MEAN[c]) / IMAGENET_STD[c];
+  }
+  return table;
+})();
 
 /**
  * Writes the normalized 3x224x224 tensor of `image` into `out` at `offset`
@@ -81,6 +98,8 @@ export function preprocessInto(image: RawImage, out: Float32Array, offset = 0): 
   const top = roundHalfEven((rh - CROP_SIZE) / 2);
   const cx = coefficients(width, rw, left, CROP_SIZE);
   const cy = coefficients(height, rh, top, CROP_SIZE);
+  const xw = cx.weights;
+  const yw = cy.weights;
 
   // Source rows the vertical pass will read.
   const rowFirst = cy.start[0];
@@ -95,59 +114,64 @@ export function preprocessInto(image: RawImage, out: Float32Array, offset = 0): 
     const srcRow = (rowFirst + r) * width * channels;
     const dstRow = r * CROP_SIZE * planes;
     for (let x = 0; x < CROP_SIZE; x++) {
-      const s = cx.start[x];
       const n = cx.length[x];
       const wBase = x * cx.stride;
       if (planes === 1) {
-        let acc = 0;
-        for (let k = 0; k < n; k++) acc += data[srcRow + s + k] * cx.weights[wBase + k];
-        mid[dstRow + x] = clamp8(acc);
+        let acc = HALF;
+        const p = srcRow + cx.start[x];
+        for (let k = 0; k < n; k++) acc += data[p + k] * xw[wBase + k];
+        const v = acc >> PRECISION_BITS;
+        mid[dstRow + x] = v < 0 ? 0 : v > 255 ? 255 : v;
       } else {
-        let a0 = 0, a1 = 0, a2 = 0;
-        let p = srcRow + s * channels;
+        let a0 = HALF, a1 = HALF, a2 = HALF;
+        let p = srcRow + cx.start[x] * channels;
         for (let k = 0; k < n; k++, p += channels) {
-          const w = cx.weights[wBase + k];
+          const w = xw[wBase + k];
           a0 += data[p] * w;
           a1 += data[p + 1] * w;
           a2 += data[p + 2] * w;
         }
         const d = dstRow + x * 3;
-        mid[d] = clamp8(a0);
-        mid[d + 1] = clamp8(a1);
-        mid[d + 2] = clamp8(a2);
+        const v0 = a0 >> PRECISION_BITS, v1 = a1 >> PRECISION_BITS, v2 = a2 >> PRECISION_BITS;
+        mid[d] = v0 < 0 ? 0 : v0 > 255 ? 255 : v0;
+        mid[d + 1] = v1 < 0 ? 0 : v1 > 255 ? 255 : v1;
+        mid[d + 2] = v2 < 0 ? 0 : v2 > 255 ? 255 : v2;
       }
     }
   }
 
-  // Vertical pass, then ToTensor (/255) and Normalize, written as CHW.
+  // Vertical pass, then ToTensor and Normalize through the lookup table, written as CHW.
   const plane = CROP_SIZE * CROP_SIZE;
-  const scale = IMAGENET_STD.map((s) => 1 / (255 * s));
-  const bias = IMAGENET_MEAN.map((m, c) => m / IMAGENET_STD[c]);
+  const rowStride = CROP_SIZE * planes;
   for (let y = 0; y < CROP_SIZE; y++) {
     const s = cy.start[y] - rowFirst;
     const n = cy.length[y];
     const wBase = y * cy.stride;
+    const o0 = offset + y * CROP_SIZE;
     for (let x = 0; x < CROP_SIZE; x++) {
-      const o = offset + y * CROP_SIZE + x;
+      const o = o0 + x;
       if (planes === 1) {
-        let acc = 0;
-        for (let k = 0; k < n; k++) acc += mid[(s + k) * CROP_SIZE + x] * cy.weights[wBase + k];
-        const v = clamp8(acc);
-        out[o] = v * scale[0] - bias[0];
-        out[o + plane] = v * scale[1] - bias[1];
-        out[o + 2 * plane] = v * scale[2] - bias[2];
+        let acc = HALF;
+        let p = s * rowStride + x;
+        for (let k = 0; k < n; k++, p += rowStride) acc += mid[p] * yw[wBase + k];
+        let v = acc >> PRECISION_BITS;
+        v = v < 0 ? 0 : v > 255 ? 255 : v;
+        out[o] = NORMALIZED[v];
+        out[o + plane] = NORMALIZED[256 + v];
+        out[o + 2 * plane] = NORMALIZED[512 + v];
       } else {
-        let a0 = 0, a1 = 0, a2 = 0;
-        for (let k = 0; k < n; k++) {
-          const w = cy.weights[wBase + k];
-          const p = ((s + k) * CROP_SIZE + x) * 3;
+        let a0 = HALF, a1 = HALF, a2 = HALF;
+        let p = s * rowStride + x * 3;
+        for (let k = 0; k < n; k++, p += rowStride) {
+          const w = yw[wBase + k];
           a0 += mid[p] * w;
           a1 += mid[p + 1] * w;
           a2 += mid[p + 2] * w;
         }
-        out[o] = clamp8(a0) * scale[0] - bias[0];
-        out[o + plane] = clamp8(a1) * scale[1] - bias[1];
-        out[o + 2 * plane] = clamp8(a2) * scale[2] - bias[2];
+        const v0 = a0 >> PRECISION_BITS, v1 = a1 >> PRECISION_BITS, v2 = a2 >> PRECISION_BITS;
+        out[o] = NORMALIZED[v0 < 0 ? 0 : v0 > 255 ? 255 : v0];
+        out[o + plane] = NORMALIZED[256 + (v1 < 0 ? 0 : v1 > 255 ? 255 : v1)];
+        out[o + 2 * plane] = NORMALIZED[512 + (v2 < 0 ? 0 : v2 > 255 ? 255 : v2)];
       }
     }
   }
