@@ -86,19 +86,12 @@ async function zeroPng(width: number, height: number, rows = height): Promise<Ui
   ihdr[8] = 8; // bit depth
   ihdr[9] = 0; // gray
   const raw = new Uint8Array(rows * (width + 1)); // filter byte 0 + zeros per row
-  const parts = [
+  return concat(
     new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10]),
     chunk("IHDR", ihdr),
     chunk("IDAT", await deflate(raw)),
     chunk("IEND", new Uint8Array()),
-  ];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  );
 }
 
 // --- Mutations ---------------------------------------------------------------
@@ -342,10 +335,9 @@ Deno.test(`hostile uploads (seed ${SEED}, ${CASES} cases)`, async (t) => {
       const after = await rss(port);
       const mib = (b: number) => (b / 2 ** 20).toFixed(0);
       const trail = checkpoints.map(mib).join(", ");
+      const change = `${after >= warmRss ? "+" : ""}${mib(after - warmRss)} MiB`;
       console.log(
-        `memory: warm ${mib(warmRss)} MiB; every 500 cases ${trail} MiB; after ${mib(after)} MiB (+${
-          mib(after - warmRss)
-        })`,
+        `memory: warm ${mib(warmRss)} MiB; every 500 cases ${trail} MiB; after ${mib(after)} MiB (${change})`,
       );
       assert.ok(after - warmRss < RSS_BOUND_BYTES, `RSS ${warmRss} -> ${after}`);
     });
