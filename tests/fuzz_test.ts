@@ -192,7 +192,7 @@ function mutate(photos: Uint8Array[], r: Rng): { kind: string; bytes: Uint8Array
     case 5:
       return { kind: "duplicated_marker", bytes: duplicateMarker(base, r) };
     case 6: {
-      const garbage = crypto.getRandomValues(new Uint8Array(16 + r.int(4096)));
+      const garbage = crypto.getRandomValues(new Uint8Array(32 + r.int(4096)));
       garbage.set(base.subarray(0, 8 + r.int(24)));
       return { kind: "magic_then_garbage", bytes: garbage };
     }
