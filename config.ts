@@ -49,10 +49,15 @@ export const configSchema = z.object({
   MAX_IMAGE_PIXELS: int(1, 1_000_000_000, 40_000_000),
   /** Images in one /predict multipart request or one v2 infer request. */
   MAX_IMAGES_PER_REQUEST: int(1, 64, 8),
-  /** Threads per onnxruntime session; with INFERENCE_WORKERS=2 on 2 cores, 1 measured best (docs/performance.md). */
-  INTRA_OP_THREADS: int(0, 256, 1),
+  /**
+   * Threads per onnxruntime session. On 2 cores, one session of 2 threads answers a lone request in 42 ms
+   * against 76 for two sessions of 1 thread, for 5% less peak throughput (docs/performance.md).
+   */
+  INTRA_OP_THREADS: int(0, 256, 2),
+  /** Whether idle onnxruntime threads spin (faster hand-off, but they take CPU from decoding and HTTP). */
+  INTRA_OP_SPINNING: z.enum(["on", "off"], { error: "on or off" }).default("off"),
   /** Sessions, each in its own Worker; 0 runs inference on the main thread (tests, debugging). */
-  INFERENCE_WORKERS: int(0, 64, 2),
+  INFERENCE_WORKERS: int(0, 64, 1),
   /** Workers that decode and preprocess images; 0 does it on the main thread (tests, debugging). */
   PREPROCESS_WORKERS: int(0, 64, 1),
   MAX_BATCH_SIZE: int(1, 64, 4),

@@ -43,6 +43,7 @@ export async function loadModel(config: Config, fetchImpl?: typeof fetch): Promi
     sha256: resolved.sha256,
     source: resolved.source,
     intraOpThreads: config.INTRA_OP_THREADS,
+    spinning: config.INTRA_OP_SPINNING === "on",
   };
   let runners: ModelRunner[];
   let warmupMs: number;

@@ -53,6 +53,11 @@ export interface OrtRunnerOptions {
   source: ModelInfo["source"];
   /** 0 lets onnxruntime choose (one thread per physical core). */
   intraOpThreads: number;
+  /**
+   * Whether idle intra-op threads spin waiting for work (onnxruntime's default).
+   * Spinning threads take CPU from decoding and HTTP between batches.
+   */
+  spinning?: boolean;
 }
 
 function checkShape(
@@ -94,6 +99,7 @@ export class OrtRunner implements ModelRunner {
         executionMode: "sequential",
         intraOpNumThreads: options.intraOpThreads,
         interOpNumThreads: 1,
+        extra: { session: { intra_op: { allow_spinning: options.spinning === false ? "0" : "1" } } },
       });
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
