@@ -124,12 +124,82 @@ export async function openLoop(url: string, body: Uint8Array<ArrayBuffer>, rate:
   };
 }
 
-export async function machine() {
-  const cpuinfo = await Deno.readTextFile("/proc/cpuinfo").catch(() => "");
+/** What the results were measured on. (Deno lets only --allow-all read /proc/cpuinfo, so no CPU model.) */
+export function machine() {
+  return { cores: navigator.hardwareConcurrency, deno: Deno.version.deno, v8: Deno.version.v8 };
+}
+
+export interface WrkResult {
+  concurrency: number;
+  throughput_rps: number;
+  requests: number;
+  non_2xx: number;
+  p50_ms: number;
+  p90_ms: number;
+  p99_ms: number;
+}
+
+function wrkMs(value: string, unit: string): number {
+  const n = Number(value);
+  return unit === "us" ? n / 1000 : unit === "s" ? n * 1000 : n;
+}
+
+/**
+ * The same closed loop driven by wrk, a load generator in C, when it is
+ * installed (Debian's `wrk`); undefined otherwise. On a shared 2-core machine
+ * the Deno client's own CPU competes with the gateway, so this is a
+ * cross-check of how much of the gap to the ceiling is the client's.
+ */
+export async function wrkClosedLoop(
+  url: string,
+  bodyFile: string,
+  concurrency: number,
+  seconds: number,
+  scriptFile: string,
+): Promise<WrkResult | undefined> {
+  await Deno.writeTextFile(
+    scriptFile,
+    `local f = io.open(${JSON.stringify(bodyFile)}, "rb")\nwrk.method = "POST"\nwrk.body = f:read("*all")\n` +
+      `f:close()\nwrk.headers["Content-Type"] = "image/jpeg"\n`,
+  );
+  let out: Deno.CommandOutput;
+  try {
+    out = await new Deno.Command("wrk", {
+      args: [
+        "-t1",
+        `-c${concurrency}`,
+        `-d${seconds}s`,
+        "--timeout",
+        "30s",
+        "--latency",
+        "-s",
+        scriptFile,
+        url,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    throw err;
+  } finally {
+    await Deno.remove(scriptFile).catch(() => {});
+  }
+  const text = new TextDecoder().decode(out.stdout);
+  const pct = (p: number) => {
+    const m = new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s)`, "m").exec(text);
+    return m ? round(wrkMs(m[1], m[2])) : NaN;
+  };
+  const requests = Number(/(\d+) requests in/.exec(text)?.[1] ?? 0);
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(text)?.[1] ?? 0);
+  const duration = Number(/requests in ([\d.]+)s/.exec(text)?.[1] ?? seconds);
   return {
-    cpu: /model name\s*:\s*(.+)/.exec(cpuinfo)?.[1] ?? "unknown",
-    cores: navigator.hardwareConcurrency,
-    deno: Deno.version.deno,
-    v8: Deno.version.v8,
+    concurrency,
+    throughput_rps: round((requests - non2xx) / duration),
+    requests,
+    non_2xx: non2xx,
+    p50_ms: pct(50),
+    p90_ms: pct(90),
+    p99_ms: pct(99),
   };
 }

@@ -140,7 +140,7 @@ try {
   const mems = windows.map((w) => w.rss_mib);
   result = {
     started,
-    machine: await machine(),
+    machine: machine(),
     seconds: SECONDS,
     capacity_rps: capacity,
     offered_rps: round(rate),
@@ -167,7 +167,7 @@ await Deno.writeTextFile(new URL("soak.json", OUT), JSON.stringify(result, null,
 const section = `<!-- soak:start -->
 ## Soak (\`deno task soak\`)
 
-Run on ${result.started} (${result.machine.cpu}, ${result.machine.cores} cores): ${result.seconds} s of mixed uploads
+Run on ${result.started} (${result.machine.cores} cores, Deno ${result.machine.deno}): ${result.seconds} s of mixed uploads
 (80% coffee.jpg, 5% the 4000x2660 photo, 5% PNG with alpha, 10% bad uploads that must get 4xx) sent open-loop at
 ${result.offered_rps} req/s, 70% of the ${result.capacity_rps} req/s measured with coffee.jpg at c=16 just before.
 
