@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import * as onnxModule from "onnx-proto";
-import { freePort, startTask, waitReady } from "./gateway_process.ts";
+import { freePort, metricValue, runUntilExit, startTask, waitReady } from "./gateway_process.ts";
 import { fixture } from "./helpers.ts";
 
 const ROOT = new URL("../", import.meta.url);
@@ -21,11 +21,6 @@ async function predict(port: number, bytes: Uint8Array): Promise<{ status: numbe
   });
   await res.body?.cancel();
   return { status: res.status, ms: performance.now() - started };
-}
-
-async function metricValue(port: number, pattern: RegExp): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  return Number(pattern.exec(text)?.[1] ?? 0);
 }
 
 async function until(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
@@ -188,16 +183,8 @@ function wrongShapeModel(): Uint8Array {
 }
 
 async function startupFailure(env: Record<string, string>): Promise<{ code: number; fatal: string }> {
-  const out = await new Deno.Command("deno", {
-    args: ["task", "--quiet", "start"],
-    cwd: ROOT,
-    env: { NO_COLOR: "1", PORT: "0", HOST: "127.0.0.1", ...env },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const fatal = new TextDecoder().decode(out.stdout).split("\n").filter(Boolean).map((l) => JSON.parse(l))
-    .find((l) => l.level === "FATAL");
-  return { code: out.code, fatal: String(fatal?.error ?? "") };
+  const { code, fatal } = await runUntilExit(env);
+  return { code, fatal: String(fatal?.error ?? "") };
 }
 
 Deno.test("a missing or wrong-shaped model stops startup with a clear message", async (t) => {

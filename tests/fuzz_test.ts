@@ -9,7 +9,7 @@
  * changes the number of cases (default 2000).
  */
 import assert from "node:assert/strict";
-import { freePort, startTask, waitReady } from "./gateway_process.ts";
+import { freePort, metricValue, startTask, waitReady } from "./gateway_process.ts";
 import { fixture } from "./helpers.ts";
 
 const CASES = Number(Deno.env.get("FUZZ_CASES") ?? 2000);
@@ -203,10 +203,7 @@ function mutate(photos: Uint8Array[], r: Rng): { kind: string; bytes: Uint8Array
 
 // --- The run -------------------------------------------------------------------
 
-async function rss(port: number): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  return Number(/^process_resident_memory_bytes (\d+)/m.exec(text)![1]);
-}
+const rss = (port: number) => metricValue(port, /^process_resident_memory_bytes (\d+)/m);
 
 interface Answer {
   status: number;

@@ -73,3 +73,28 @@ export function freePort(): number {
   listener.close();
   return port;
 }
+
+/** Runs `deno task start` until it exits (startup failures): exit code, stderr, and its FATAL log line if any. */
+export async function runUntilExit(
+  env: Record<string, string>,
+): Promise<{ code: number; stderr: string; fatal?: Record<string, unknown> }> {
+  const out = await new Deno.Command("deno", {
+    args: ["task", "--quiet", "start"],
+    cwd: ROOT,
+    env: { NO_COLOR: "1", PORT: "0", HOST: "127.0.0.1", ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const fatal = new TextDecoder().decode(out.stdout).split("\n").filter(Boolean).map((l) => JSON.parse(l))
+    .find((l) => l.level === "FATAL");
+  return { code: out.code, stderr: new TextDecoder().decode(out.stderr), fatal };
+}
+
+/**
+ * One number from the gateway's /metrics: the first group of `pattern`, 0 when the series is absent.
+ * The connection is closed after, so it never counts against MAX_CONNECTIONS.
+ */
+export async function metricValue(port: number, pattern: RegExp): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { connection: "close" } });
+  return Number(pattern.exec(await res.text())?.[1] ?? 0);
+}

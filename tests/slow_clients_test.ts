@@ -5,7 +5,7 @@
  * is counted, and the gateway keeps serving.
  */
 import assert from "node:assert/strict";
-import { freePort, startTask, waitReady } from "./gateway_process.ts";
+import { freePort, metricValue, startTask, waitReady } from "./gateway_process.ts";
 import { fixture } from "./helpers.ts";
 
 const HEADER_TIMEOUT_MS = 1500;
@@ -43,13 +43,6 @@ async function readToClose(
     } catch { /* already closed */ }
   }
   return { text: chunks.join(""), ms: performance.now() - started, closed };
-}
-
-async function metric(port: number, pattern: RegExp): Promise<number> {
-  const res = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { connection: "close" } });
-  const text = await res.text();
-  const m = pattern.exec(text);
-  return m ? Number(m[1]) : 0;
 }
 
 Deno.test("slow and idle clients cannot hold the gateway", async (t) => {
@@ -134,11 +127,11 @@ Deno.test("slow and idle clients cannot hold the gateway", async (t) => {
 
     await t.step("every refusal is counted, and the gateway still predicts", async () => {
       const refused = (reason: string) =>
-        metric(port, new RegExp(`^http_connections_refused_total\\{reason="${reason}"\\} (\\d+)`, "m"));
+        metricValue(port, new RegExp(`^http_connections_refused_total\\{reason="${reason}"\\} (\\d+)`, "m"));
       assert.ok(await refused("header_timeout") >= 2 + MAX_CONNECTIONS);
       assert.ok(await refused("connection_limit") >= 1);
       assert.ok(
-        await metric(port, /^requests_rejected_total\{reason="body_timeout"\} (\d+)/m) >= 1,
+        await metricValue(port, /^requests_rejected_total\{reason="body_timeout"\} (\d+)/m) >= 1,
         "the 408 is a counted rejection",
       );
       const res = await fetch(`http://127.0.0.1:${port}/predict`, {

@@ -3,7 +3,7 @@
  * the full-size synthetic ResNet-50 and a real photo over real HTTP.
  */
 import assert from "node:assert/strict";
-import { startTask, waitReady } from "./gateway_process.ts";
+import { runUntilExit, startTask, waitReady } from "./gateway_process.ts";
 import { fixture } from "./helpers.ts";
 
 const ROOT = new URL("../", import.meta.url);
@@ -51,18 +51,9 @@ Deno.test("deno task start serves a real photo and shuts down cleanly", async (t
 });
 
 Deno.test("deno task start refuses a bad configuration with a clear message", async () => {
-  const out = await new Deno.Command("deno", {
-    args: ["task", "--quiet", "start"],
-    cwd: ROOT,
-    env: { NO_COLOR: "1", TOP_K: "50" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+  const out = await runUntilExit({ TOP_K: "50" });
   assert.equal(out.code, 2);
-  assert.match(
-    new TextDecoder().decode(out.stderr),
-    /TOP_K="50" is invalid: expected an integer from 1 to 20/,
-  );
+  assert.match(out.stderr, /TOP_K="50" is invalid: expected an integer from 1 to 20/);
 });
 
 Deno.test("deno task start stops with a clear message when the model file is broken", async () => {
@@ -70,16 +61,8 @@ Deno.test("deno task start stops with a clear message when the model file is bro
   const path = "./models/broken-test.onnx";
   await Deno.writeTextFile(new URL(path, ROOT), "this is not an ONNX model");
   try {
-    const out = await new Deno.Command("deno", {
-      args: ["task", "--quiet", "start"],
-      cwd: ROOT,
-      env: { NO_COLOR: "1", PORT: "0", HOST: "127.0.0.1", MODEL_SOURCE: "file", MODEL_PATH: path },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.equal(out.code, 1);
-    const fatal = new TextDecoder().decode(out.stdout).split("\n").filter(Boolean).map((l) => JSON.parse(l))
-      .find((l) => l.level === "FATAL");
+    const { code, fatal } = await runUntilExit({ MODEL_SOURCE: "file", MODEL_PATH: path });
+    assert.equal(code, 1);
     assert.ok(fatal, "a FATAL line explains the failure");
     assert.match(String(fatal.message), /Model failed to load/);
     assert.match(String(fatal.error), /Cannot load ONNX model .*broken-test.onnx/);
