@@ -96,6 +96,29 @@ export class Classifier {
     return this.batcher.admit();
   }
 
+  /** Queue places for `n` images, all or none: on refusal the ones taken are given back. */
+  admitAll(n: number): Admission[] {
+    const held: Admission[] = [];
+    try {
+      for (let i = 0; i < n; i++) held.push(this.admit());
+      return held;
+    } catch (err) {
+      for (const a of held) a.release();
+      throw err;
+    }
+  }
+
+  /** Runs `work` under the caller's admission, or one taken here; gives it back if the work failed before the queue. */
+  async #admitted<T>(options: ClassifyOptions, work: (admission: Admission) => Promise<T>): Promise<T> {
+    const admission = options.admission ?? this.admit();
+    try {
+      return await work(admission);
+    } finally {
+      // Normally consumed by the queue; given back if the request failed before it.
+      admission.release();
+    }
+  }
+
   /**
    * Classifies one image. Each stage runs through `stages`, which times it
    * (and, for HTTP requests, traces and measures it). Without an admission
@@ -107,13 +130,7 @@ export class Classifier {
     stages: StageRunner = new PlainStages(),
     options: ClassifyOptions = {},
   ): Promise<Classification> {
-    const admission = options.admission ?? this.admit();
-    try {
-      return await this.#classify(bytes, k, stages, options, admission);
-    } finally {
-      // Normally consumed by the queue; given back if the request failed before it.
-      admission.release();
-    }
+    return await this.#admitted(options, (admission) => this.#classify(bytes, k, stages, options, admission));
   }
 
   async #classify(
@@ -160,12 +177,7 @@ export class Classifier {
     stages: StageRunner = new PlainStages(),
     options: ClassifyOptions = {},
   ): Promise<Inference> {
-    const admission = options.admission ?? this.admit();
-    try {
-      return await this.#infer(tensor, k, stages, options, admission);
-    } finally {
-      admission.release();
-    }
+    return await this.#admitted(options, (admission) => this.#infer(tensor, k, stages, options, admission));
   }
 
   async #infer(

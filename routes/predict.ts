@@ -67,18 +67,6 @@ async function uploads(c: Context<AppEnv>, config: Config): Promise<Upload[]> {
   return [{ bytes: body }];
 }
 
-/** Queue places for `n` images, all or none. */
-function admitAll(classifier: Classifier, n: number): Admission[] {
-  const held: Admission[] = [];
-  try {
-    for (let i = 0; i < n; i++) held.push(classifier.admit());
-    return held;
-  } catch (err) {
-    for (const a of held) a.release();
-    throw err;
-  }
-}
-
 async function classifyOne(
   c: Context<AppEnv>,
   config: Config,
@@ -134,7 +122,7 @@ export function predictHandler(config: Config, state: ModelState, metrics: Metri
         return list;
       });
       try {
-        admissions.push(...admitAll(classifier, images.length - 1));
+        admissions.push(...classifier.admitAll(images.length - 1));
       } catch (err) {
         throw asProblem(err);
       }

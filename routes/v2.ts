@@ -265,7 +265,7 @@ export function registerV2(
       }
       const k = Math.max(1, ...outputs.map((o) => o.parameters?.classification ?? 1));
       try {
-        for (let i = 1; i < inputs.items.length; i++) admissions.push(classifier.admit());
+        admissions.push(...classifier.admitAll(inputs.items.length - 1));
       } catch (err) {
         throw asV2Error(err);
       }
