@@ -11,15 +11,20 @@ export interface Started {
   status: Promise<Deno.CommandStatus>;
 }
 
-/** Starts `deno task start` (its exact permissions) and resolves once it logs its listening port. */
-export async function startTask(env: Record<string, string>): Promise<Started> {
-  const child = new Deno.Command("deno", {
+/** `deno task start` with its exact permissions, on loopback, output captured. */
+function startCommand(env: Record<string, string>): Deno.Command {
+  return new Deno.Command("deno", {
     args: ["task", "--quiet", "start"],
     cwd: ROOT,
     env: { NO_COLOR: "1", PORT: "0", HOST: "127.0.0.1", ...env },
     stdout: "piped",
     stderr: "piped",
-  }).spawn();
+  });
+}
+
+/** Starts `deno task start` (its exact permissions) and resolves once it logs its listening port. */
+export async function startTask(env: Record<string, string>): Promise<Started> {
+  const child = startCommand(env).spawn();
   const lines: Array<Record<string, unknown>> = [];
   let stderrText = "";
   let stdoutClosed!: () => void;
@@ -78,13 +83,7 @@ export function freePort(): number {
 export async function runUntilExit(
   env: Record<string, string>,
 ): Promise<{ code: number; stderr: string; fatal?: Record<string, unknown> }> {
-  const out = await new Deno.Command("deno", {
-    args: ["task", "--quiet", "start"],
-    cwd: ROOT,
-    env: { NO_COLOR: "1", PORT: "0", HOST: "127.0.0.1", ...env },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+  const out = await startCommand(env).output();
   const fatal = new TextDecoder().decode(out.stdout).split("\n").filter(Boolean).map((l) => JSON.parse(l))
     .find((l) => l.level === "FATAL");
   return { code: out.code, stderr: new TextDecoder().decode(out.stderr), fatal };
