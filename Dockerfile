@@ -9,7 +9,7 @@ RUN deno install --frozen
 
 COPY . .
 # Compile the module graph now, not on the first request.
-RUN deno cache main.ts model/inference_worker.ts model/preprocess_worker.ts \
+RUN deno cache main.ts model/inference_worker.ts image/preprocess_worker.ts \
  && mkdir -p /app/models \
  && chown -R deno:deno /app/models
 

@@ -1,16 +1,16 @@
 /**
  * Entry point: wires configuration, logging, the model, the app and the
- * server. Everything with logic lives in config.ts, model/, routes/ and
- * observability/.
+ * server. Everything with logic lives in config.ts, image/, model/, routes/,
+ * server/ and observability/.
  */
 import denoJson from "./deno.json" with { type: "json" };
 import { type Config, ConfigError, loadConfig, publicConfig } from "./config.ts";
-import { initDecoders } from "./model/decode.ts";
+import { initDecoders } from "./image/decode.ts";
 import { loadLabels } from "./model/labels.ts";
-import { buildClassifier, loadModel, superviseWorkers } from "./model/load.ts";
+import { buildClassifier, loadModel, superviseWorkers } from "./model/startup.ts";
 import { ModelState } from "./model/state.ts";
 import { createApp } from "./routes/app.ts";
-import { guardConnections, type RefusalReason } from "./routes/connection_guard.ts";
+import { startServer } from "./server/serve.ts";
 import { buildInfo } from "./routes/health.ts";
 import { configureLogging, logger, shutdownLogging } from "./observability/logger.ts";
 import { createTelemetry } from "./observability/telemetry.ts";
@@ -42,46 +42,11 @@ log.info("Tracing: {exporting}", {
 
 const state = new ModelState();
 const app = createApp({ config, state, telemetry, build });
-// The HTTP server listens on loopback only; the public port is the connection guard,
-// which adds the header/idle timeouts and connection cap Deno.serve lacks.
-const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, app.fetch);
-const refusalsLogged = new Set<RefusalReason>();
-const guard = guardConnections({
-  hostname: config.HOST,
-  port: config.PORT,
-  upstream: { hostname: "127.0.0.1", port: server.addr.port },
-  maxConnections: config.MAX_CONNECTIONS,
-  headerTimeoutMs: config.HEADER_TIMEOUT_MS,
-  idleTimeoutMs: config.IDLE_TIMEOUT_MS,
-  onOpenChange: (open) => telemetry.metrics.connectionsOpen.set(open),
-  onRefused: (reason) => {
-    telemetry.metrics.connectionsRefused.inc({ reason });
-    // Counted every time, logged once per reason: a slowloris must not flood the log.
-    if (refusalsLogged.has(reason)) return;
-    refusalsLogged.add(reason);
-    log.warn("Closed a client connection: {reason} (further ones are only counted)", { reason });
-  },
-});
-log.info("Listening on http://{hostname}:{port}", { hostname: guard.addr.hostname, port: guard.addr.port });
+const server = startServer({ config, app, state, telemetry });
+log.info("Listening on http://{hostname}:{port}", { hostname: server.addr.hostname, port: server.addr.port });
 
-let shuttingDown = false;
 async function shutdown(signal: string): Promise<void> {
-  if (shuttingDown) return;
-  shuttingDown = true;
-  state.drain();
-  guard.stopAccepting();
-  log.info("Received {signal}: draining in-flight requests (at most {timeout_ms} ms)", {
-    signal,
-    timeout_ms: config.SHUTDOWN_TIMEOUT_MS,
-  });
-  const drained = await Promise.race([
-    Promise.all([server.shutdown(), state.classifier?.batcher.drain()]).then(() => true),
-    new Promise<false>((r) => setTimeout(() => r(false), config.SHUTDOWN_TIMEOUT_MS)),
-  ]);
-  if (!drained) log.warn("Drain timed out; closing remaining connections");
-  guard.closeAll();
-  await Promise.all((state.classifier?.batcher.runners ?? []).map((r) => r.close().catch(() => {})));
-  state.classifier?.preprocessor.close();
+  await server.shutdown(signal);
   // Bounded by the exporter's timeout; a dead collector must not hold the exit.
   await telemetry.tracing.shutdown().catch(() => {});
   log.info("Shutdown complete");

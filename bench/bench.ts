@@ -6,12 +6,12 @@
  *
  * BENCH_SECONDS (default 20) sets each load phase's length.
  */
-import { decodeImage } from "../model/decode.ts";
-import { readImageHeader } from "../model/image_header.ts";
+import { decodeImage } from "../image/decode.ts";
+import { readImageHeader } from "../image/image_header.ts";
 import { JPEG_MIN_DECODE_SHORT_SIDE } from "../model/classifier.ts";
-import { ensureSynthetic } from "../model/loader.ts";
-import { preprocessInto, TENSOR_SIZE } from "../model/preprocess.ts";
-import type { OrtRunnerOptions } from "../model/runner.ts";
+import { ensureSynthetic } from "../model/source.ts";
+import { preprocessInto, TENSOR_SIZE } from "../image/preprocess.ts";
+import type { OrtRunnerOptions } from "../model/ort_runner.ts";
 import { WorkerRunner } from "../model/worker_runner.ts";
 import { loadConfig } from "../config.ts";
 import { freePort, startTask, waitReady } from "../tests/gateway_process.ts";
@@ -27,7 +27,7 @@ import {
 } from "./load.ts";
 
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 20);
-const FIXTURES = new URL("../tests/fixtures/images/", import.meta.url);
+const FIXTURES = new URL("../tests/fixtures/images", import.meta.url);
 const OUT = new URL("./", import.meta.url);
 const config = loadConfig();
 

@@ -7,7 +7,7 @@
  * (timeout), and a request whose client went away leaves the queue.
  */
 import { type Link, ROOT_CONTEXT, type SpanContext, SpanKind, type Tracer } from "@opentelemetry/api";
-import { TENSOR_SIZE } from "./preprocess.ts";
+import { TENSOR_SIZE } from "../image/preprocess.ts";
 import type { ModelRunner } from "./runner.ts";
 
 export class OverloadedError extends Error {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Batcher, CancelledError, DeadlineError, DrainingError, OverloadedError } from "./batcher.ts";
-import { TENSOR_SIZE } from "./preprocess.ts";
+import { TENSOR_SIZE } from "../image/preprocess.ts";
 import type { ModelRunner } from "./runner.ts";
 import { ControlledRunner } from "../tests/controlled_runner.ts";
 

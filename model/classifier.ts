@@ -1,13 +1,13 @@
 /**
  * One image in, ranked classes out: header check, decode, preprocess,
- * inference, postprocess, each timed. HTTP-agnostic so every route (and the
- * v2 protocol later) shares it.
+ * inference, postprocess, each timed. HTTP-agnostic so /predict and the v2
+ * protocol share it.
  */
-import { DecodeError } from "./decode.ts";
-import { type ImageHeader, ImageHeaderError, readImageHeader } from "./image_header.ts";
+import { DecodeError } from "../image/decode.ts";
+import { type ImageHeader, ImageHeaderError, readImageHeader } from "../image/image_header.ts";
 import { type ClassScore, softmaxInto, topK } from "./postprocess.ts";
 import type { Admission, Batcher } from "./batcher.ts";
-import { InlinePreprocessor, type Preprocessor } from "./preprocess_pool.ts";
+import { InlinePreprocessor, type Preprocessor } from "../image/preprocess_pool.ts";
 import type { ModelInfo } from "./runner.ts";
 import { trace } from "@opentelemetry/api";
 import { PlainStages, type StageRunner } from "../observability/stages.ts";
@@ -82,6 +82,17 @@ export class Classifier {
     this.preprocessor = preprocessor;
     this.#labels = labels;
     this.#maxPixels = options.maxImagePixels;
+  }
+
+  /** Stops admitting work; resolves once every admitted request has been answered. */
+  drain(): Promise<void> {
+    return this.batcher.drain();
+  }
+
+  /** Releases the inference sessions and preprocessing workers; call after {@link drain}. */
+  async close(): Promise<void> {
+    await Promise.all(this.batcher.runners.map((r) => r.close().catch(() => {})));
+    this.preprocessor.close();
   }
 
   /** Reads and checks the header only; throws {@link ImageHeaderError} or {@link PixelLimitError}. */

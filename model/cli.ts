@@ -5,7 +5,7 @@
  */
 import { ConfigError, loadConfig } from "../config.ts";
 import { configureLogging, shutdownLogging } from "../observability/logger.ts";
-import { ensureSynthetic, resolveModel } from "./loader.ts";
+import { ensureSynthetic, resolveModel } from "./source.ts";
 
 const command = Deno.args[0];
 if (command !== "fetch" && command !== "synth") {

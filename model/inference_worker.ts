@@ -10,7 +10,7 @@
  *   -> { type: "run", id, input, batch }  <- { type: "result", id, output } | { type: "error", id, message }
  *   -> { type: "close" }                  <- { type: "closed" }
  */
-import { OrtRunner, type OrtRunnerOptions } from "./runner.ts";
+import { OrtRunner, type OrtRunnerOptions } from "./ort_runner.ts";
 
 export type WorkerRequest =
   | { type: "init"; options: OrtRunnerOptions; warmupIterations: number }

@@ -5,8 +5,9 @@
  * replace it.
  */
 import type { WorkerReply, WorkerRequest } from "./inference_worker.ts";
-import { TENSOR_SIZE } from "./preprocess.ts";
-import type { ModelInfo, ModelRunner, OrtRunnerOptions } from "./runner.ts";
+import { TENSOR_SIZE } from "../image/preprocess.ts";
+import type { ModelInfo, ModelRunner } from "./runner.ts";
+import type { OrtRunnerOptions } from "./ort_runner.ts";
 
 export class WorkerCrashedError extends Error {
   constructor(message: string) {

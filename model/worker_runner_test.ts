@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { captureLogs, testConfig } from "../tests/helpers.ts";
 import { Batcher } from "./batcher.ts";
-import { ensureSynthetic } from "./loader.ts";
-import { superviseWorkers } from "./load.ts";
-import { TENSOR_SIZE } from "./preprocess.ts";
-import type { OrtRunnerOptions } from "./runner.ts";
+import { ensureSynthetic } from "./source.ts";
+import { superviseWorkers } from "./startup.ts";
+import { TENSOR_SIZE } from "../image/preprocess.ts";
+import type { OrtRunnerOptions } from "./ort_runner.ts";
 import { WorkerCrashedError, WorkerRunner } from "./worker_runner.ts";
 
 async function options(): Promise<OrtRunnerOptions> {

@@ -13,7 +13,7 @@ import type { Context, Hono } from "@hono/hono";
 import type { Config } from "../config.ts";
 import type { Admission } from "../model/batcher.ts";
 import type { Classifier, Inference } from "../model/classifier.ts";
-import { TENSOR_SIZE } from "../model/preprocess.ts";
+import { TENSOR_SIZE } from "../image/preprocess.ts";
 import type { ModelState } from "../model/state.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { readBodyLimited } from "./body.ts";

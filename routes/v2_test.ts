@@ -4,9 +4,9 @@
  * the spec's text), with the real model.
  */
 import assert from "node:assert/strict";
-import { decodeImage } from "../model/decode.ts";
-import { readImageHeader } from "../model/image_header.ts";
-import { preprocess } from "../model/preprocess.ts";
+import { decodeImage } from "../image/decode.ts";
+import { readImageHeader } from "../image/image_header.ts";
+import { preprocess } from "../image/preprocess.ts";
 import { ModelState } from "../model/state.ts";
 import { captureLogs, fixture, readyApp, testConfig, testTelemetry } from "../tests/helpers.ts";
 import { createApp } from "./app.ts";

@@ -3,7 +3,7 @@
  * batcher can then be tested deterministically. Row i of a result is filled
  * with the first input value of image i, so results can be traced back.
  */
-import { TENSOR_SIZE } from "../model/preprocess.ts";
+import { TENSOR_SIZE } from "../image/preprocess.ts";
 import type { ModelInfo, ModelRunner } from "../model/runner.ts";
 
 export class ControlledRunner implements ModelRunner {

@@ -2,7 +2,7 @@
 import { type Config, loadConfig } from "../config.ts";
 import { Classifier } from "../model/classifier.ts";
 import { loadLabels } from "../model/labels.ts";
-import { buildClassifier, loadModel } from "../model/load.ts";
+import { buildClassifier, loadModel } from "../model/startup.ts";
 import type { ModelRunner } from "../model/runner.ts";
 import { ModelState } from "../model/state.ts";
 import { createApp } from "../routes/app.ts";
@@ -10,7 +10,7 @@ import { configureLogging, type LogRecord } from "../observability/logger.ts";
 import { createTelemetry } from "../observability/telemetry.ts";
 import { InMemorySpanExporter } from "@opentelemetry/sdk-trace-base";
 
-export const FIXTURES = new URL("./fixtures/", import.meta.url);
+export const FIXTURES = new URL("./fixtures", import.meta.url);
 
 export interface FixtureImage {
   file: string;

@@ -5,12 +5,13 @@
  */
 import type { Config } from "../config.ts";
 import { logger } from "../observability/logger.ts";
-import { type ResolvedModel, resolveModel } from "./loader.ts";
+import { type ResolvedModel, resolveModel } from "./source.ts";
 import type { Tracer } from "@opentelemetry/api";
 import { Batcher } from "./batcher.ts";
 import { Classifier } from "./classifier.ts";
-import { InlinePreprocessor, PreprocessPool } from "./preprocess_pool.ts";
-import { type ModelInfo, type ModelRunner, OrtRunner, type OrtRunnerOptions } from "./runner.ts";
+import { InlinePreprocessor, PreprocessPool } from "../image/preprocess_pool.ts";
+import type { ModelInfo, ModelRunner } from "./runner.ts";
+import { OrtRunner, type OrtRunnerOptions } from "./ort_runner.ts";
 import { WorkerRunner } from "./worker_runner.ts";
 
 export interface LoadedModel {

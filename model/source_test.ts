@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { captureLogs, testConfig } from "../tests/helpers.ts";
-import { ensureSynthetic, resolveModel, syntheticPath, zooPath } from "./loader.ts";
+import { ensureSynthetic, resolveModel, syntheticPath, zooPath } from "./source.ts";
 import { DownloadError, downloadVerified, sha256File } from "./zoo.ts";
 
 const TMP = "./tests/tmp";
