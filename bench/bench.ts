@@ -27,7 +27,7 @@ import {
 } from "./load.ts";
 
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 20);
-const FIXTURES = new URL("../tests/fixtures/images", import.meta.url);
+const FIXTURES = new URL("../tests/fixtures/images/", import.meta.url);
 const OUT = new URL("./", import.meta.url);
 const config = loadConfig();
 

@@ -13,7 +13,7 @@ import { closedLoop, machine, round, summary } from "./load.ts";
 const SECONDS = Number(Deno.env.get("SOAK_SECONDS") ?? 600);
 const WINDOW_S = 30;
 const LOAD_SHARE = 0.7;
-const FIXTURES = new URL("../tests/fixtures/images", import.meta.url);
+const FIXTURES = new URL("../tests/fixtures/images/", import.meta.url);
 const OUT = new URL("./", import.meta.url);
 const log = (msg: string) => console.error(`[soak] ${msg}`);
 

@@ -10,7 +10,7 @@ import { configureLogging, type LogRecord } from "../observability/logger.ts";
 import { createTelemetry } from "../observability/telemetry.ts";
 import { InMemorySpanExporter } from "@opentelemetry/sdk-trace-base";
 
-export const FIXTURES = new URL("./fixtures", import.meta.url);
+export const FIXTURES = new URL("./fixtures/", import.meta.url);
 
 export interface FixtureImage {
   file: string;
