@@ -112,8 +112,30 @@ export const configSchema = z.object({
 
 export type Config = z.infer<typeof configSchema>;
 
-/** Every variable the schema reads: also the list `--allow-env` needs. */
+/** Every variable the schema reads. */
 export const CONFIG_VARIABLES = Object.keys(configSchema.shape) as Array<keyof Config>;
+
+/**
+ * Environment variables read by something other than the schema, and who reads
+ * each. With the schema's they are the `env` list of the `gateway` permission
+ * set in deno.json, which every task that loads this file runs under
+ * (tests/permissions_test.ts checks the three agree). A new variable goes into
+ * the schema or here, and into that list.
+ */
+export const EXTRA_VARIABLES: Readonly<Record<string, string>> = {
+  "OTEL_*": "the OpenTelemetry SDK, which reads its whole namespace",
+  IMAGESCRIPT_WASM_SIMD: "imagescript, to choose its WASM build",
+  SHARP_IGNORE_GLOBAL_LIBVIPS: "sharp, to choose its libvips",
+  SHARP_FORCE_GLOBAL_LIBVIPS: "sharp, to choose its libvips",
+  npm_package_config_libvips: "sharp, to choose its libvips",
+  PKG_CONFIG_PATH: "sharp, to find a system libvips",
+  ORT_DISABLE_TELEMETRY: "model/ort_runner.ts, which sets it before onnxruntime starts",
+  BENCH_SECONDS: "bench/bench.ts: the length of each load phase",
+  FUZZ_CASES: "tests/fuzz_test.ts: the number of cases",
+  FUZZ_SEED: "tests/fuzz_test.ts: the seed to replay",
+  LOG_TOKENS: "yaml (tests only), a debugging switch",
+  LOG_STREAM: "yaml (tests only), a debugging switch",
+};
 
 export class ConfigError extends Error {
   constructor(message: string) {

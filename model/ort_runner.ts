@@ -8,6 +8,11 @@ import { CROP_SIZE, TENSOR_SIZE } from "../image/preprocess.ts";
 import { isProbabilityRow } from "./postprocess.ts";
 import { type ModelInfo, type ModelRunner, ModelShapeError, type Weights } from "./runner.ts";
 
+// onnxruntime-node 1.30 starts native telemetry with its environment (at the first session): it
+// keeps a device id and an event store under ~/.cache, would upload over HTTPS, all outside Deno's
+// sandbox, and prints coloured warnings when it cannot. Off unless the operator says otherwise.
+if (Deno.env.get("ORT_DISABLE_TELEMETRY") === undefined) Deno.env.set("ORT_DISABLE_TELEMETRY", "1");
+
 export interface OrtRunnerOptions {
   path: string;
   name: string;

@@ -1,8 +1,8 @@
 /**
- * Run by permissions_test.ts under exactly the `start` task's permission
- * flags: tries what the service needs and what an attacker who got code
- * execution through an upload would want, and prints one JSON line saying
- * which of them Deno allowed.
+ * Run by permissions_test.ts under exactly the `start` task's permissions:
+ * tries what the service needs and what an attacker who got code execution
+ * through an upload would want, and prints one JSON line saying which of them
+ * Deno allowed. Its argument is the JSON list of variables the service reads.
  */
 type Outcome = "allowed" | "denied" | "failed";
 
@@ -29,7 +29,11 @@ const results: Record<string, Outcome> = {
     Deno.writeTextFileSync(path, "x");
     Deno.removeSync(path);
   }),
-  env_config: await attempt(() => Deno.env.get("MAX_QUEUE")),
+  env_config: await attempt(() => {
+    for (const name of JSON.parse(Deno.args[0]) as string[]) Deno.env.get(name);
+  }),
+  // model/ort_runner.ts turns onnxruntime's native telemetry off this way.
+  env_set_ort: await attempt(() => Deno.env.set("ORT_DISABLE_TELEMETRY", "1")),
   listen_loopback: await attempt(() => Deno.listen({ hostname: "127.0.0.1", port: 0 }).close()),
   // What it must not do.
   read_etc_passwd: await attempt(() => Deno.readTextFileSync("/etc/passwd")),

@@ -1,38 +1,41 @@
 /**
- * Least privilege: the `start` task's permission flags, applied to a probe
- * (tests/permission_probe.ts), allow what the service needs and nothing an
+ * Least privilege, written once: the service's permissions are the `gateway`
+ * permission set in deno.json. The `start` task's grant, applied to a probe
+ * (tests/permission_probe.ts), allows what the service needs and nothing an
  * uploader who found a bug in a decoder could use: no reads outside the model
- * cache, labels and npm packages, no writes outside the model cache, no
- * connections to hosts off the list, no processes, no other environment, no
- * native libraries outside node_modules.
+ * cache, labels, image workers and npm packages, no writes outside the model
+ * cache, no connections to hosts off the list, no processes, no other
+ * environment, no native libraries outside node_modules. And every task that
+ * loads config.ts may read exactly the variables config.ts names.
  */
 import assert from "node:assert/strict";
+import { CONFIG_VARIABLES, EXTRA_VARIABLES } from "../config.ts";
+import { denoConfig, envAllows, taskGrant } from "./task_permissions.ts";
 
 const ROOT = new URL("../", import.meta.url);
-
-/** The `start` task's flags, exactly as deno.json has them (the entry point swapped for the probe). */
-async function startFlags(): Promise<string[]> {
-  const tasks = JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT))).tasks;
-  const words = String(tasks.start.command).split(/\s+/);
-  assert.deepEqual(words.slice(0, 2), ["deno", "run"]);
-  assert.equal(words.at(-1), "main.ts");
-  return words.slice(2, -1);
-}
+const config = await denoConfig();
 
 Deno.test("the start task's permissions are the least the service needs", async (t) => {
-  const flags = await startFlags();
+  const start = taskGrant(config, "start");
+
+  await t.step("the start task runs main.ts under the gateway set, with nothing added", () => {
+    assert.equal(start.subcommand, "run");
+    assert.deepEqual(start.entry, ["main.ts"]);
+    assert.equal(start.set, "gateway");
+    assert.deepEqual(start.flags.filter((f) => f !== "-q"), ["-P=gateway"]);
+  });
 
   await t.step("no blanket grants", () => {
-    for (const f of flags) {
-      assert.ok(f.startsWith("--allow-") && f.includes("="), `${f} names what it allows`);
+    for (const [kind, grant] of Object.entries(start.grants)) {
+      assert.ok(Array.isArray(grant) && grant.length > 0, `${kind} names what it allows`);
     }
-    assert.ok(!flags.some((f) => f === "-A" || f.startsWith("--allow-all")));
-    assert.ok(!flags.some((f) => f.startsWith("--allow-run")), "the service spawns nothing");
-    assert.ok(!flags.some((f) => f.startsWith("--allow-sys")));
+    assert.ok(!start.flags.some((f) => f === "-A" || f.startsWith("--allow-all")));
+    assert.equal(start.grants.run, undefined, "the service spawns nothing");
+    assert.equal(start.grants.sys, undefined);
   });
 
   const out = await new Deno.Command("deno", {
-    args: ["run", ...flags, "tests/permission_probe.ts"],
+    args: ["run", ...start.flags, "tests/permission_probe.ts", JSON.stringify(CONFIG_VARIABLES)],
     cwd: ROOT,
     env: { NO_COLOR: "1", MAX_QUEUE: "8" },
     stdout: "piped",
@@ -43,7 +46,16 @@ Deno.test("the start task's permissions are the least the service needs", async 
   const results: Record<string, string> = JSON.parse(new TextDecoder().decode(out.stdout));
 
   await t.step("what the service needs is allowed", () => {
-    for (const need of ["read_models", "read_labels", "write_models", "env_config", "listen_loopback"]) {
+    for (
+      const need of [
+        "read_models",
+        "read_labels",
+        "write_models",
+        "env_config",
+        "env_set_ort",
+        "listen_loopback",
+      ]
+    ) {
       assert.equal(results[need], "allowed", need);
     }
   });
@@ -67,4 +79,53 @@ Deno.test("the start task's permissions are the least the service needs", async 
       assert.equal(results[forbidden], "denied", forbidden);
     }
   });
+
+  await t.step("the experimental notice of permission sets is silenced by -q", () => {
+    assert.ok(!stderr.includes("experimental"), "-q silences it");
+  });
 });
+
+Deno.test("every task's environment grant agrees with config.ts", async (t) => {
+  const gatewayEnv = config.permissions?.gateway?.env;
+  assert.ok(Array.isArray(gatewayEnv), "the gateway set names the variables it allows");
+
+  await t.step("the gateway set's env list is the schema's variables plus the documented extras", () => {
+    const extras = Object.keys(EXTRA_VARIABLES);
+    const wildcards = extras.filter((e) => e.endsWith("*"));
+    const expected = [
+      ...CONFIG_VARIABLES.filter((name) => !envAllows(wildcards, name)),
+      ...extras,
+    ];
+    assert.deepEqual([...gatewayEnv].sort(), expected.sort());
+    for (const name of CONFIG_VARIABLES) assert.ok(envAllows(gatewayEnv, name), name);
+  });
+
+  for (const [name, task] of Object.entries(config.tasks)) {
+    const words = task.command.split(/\s+/);
+    if (words[0] !== "deno" || !["run", "test"].includes(words[1])) continue;
+    await t.step(`task ${name}`, async () => {
+      const grant = taskGrant(config, name);
+      assert.notEqual(grant.grants.env, true, "no blanket --allow-env");
+      assert.ok(!grant.flags.some((f) => f === "-A" || f.startsWith("--allow-all")), "no -A");
+      if (grant.subcommand === "test" || await loadsConfig(grant.entry[0])) {
+        assert.equal(grant.set, "gateway", "runs under the gateway set");
+        assert.deepEqual(grant.grants.env, gatewayEnv, "and does not replace its env list");
+      }
+    });
+  }
+});
+
+/** Whether `entry`'s module graph includes config.ts. */
+async function loadsConfig(entry: string): Promise<boolean> {
+  const out = await new Deno.Command("deno", {
+    args: ["info", "--json", entry],
+    cwd: ROOT,
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  const graph: { modules: Array<{ specifier: string }> } = JSON.parse(new TextDecoder().decode(out.stdout));
+  const configUrl = new URL("config.ts", ROOT).href;
+  return graph.modules.some((m) => m.specifier === configUrl);
+}
