@@ -50,8 +50,8 @@ export const configSchema = z.object({
   /** Images in one /predict multipart request or one v2 infer request. */
   MAX_IMAGES_PER_REQUEST: int(1, 64, 8),
   /**
-   * Threads per onnxruntime session. On 2 cores, one session of 2 threads answers a lone request in 42 ms
-   * against 76 for two sessions of 1 thread, for 5% less peak throughput (docs/performance.md).
+   * Threads per onnxruntime session. On 2 cores, one session of 2 threads answers a lone request in about
+   * half the time of two sessions of 1 thread, for a little less peak throughput (docs/performance.md).
    */
   INTRA_OP_THREADS: int(0, 256, 2),
   /** Whether idle onnxruntime threads spin (faster hand-off, but they take CPU from decoding and HTTP). */

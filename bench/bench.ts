@@ -6,11 +6,10 @@
  *
  * BENCH_SECONDS (default 20) sets each load phase's length.
  */
-import { decodeImage } from "../image/decode.ts";
 import { readImageHeader } from "../image/image_header.ts";
-import { JPEG_MIN_DECODE_SHORT_SIDE } from "../model/classifier.ts";
+import { prepareImage } from "../image/prepare.ts";
+import { TENSOR_SIZE } from "../image/preprocess.ts";
 import { ensureSynthetic } from "../model/source.ts";
-import { preprocessInto, TENSOR_SIZE } from "../image/preprocess.ts";
 import type { OrtRunnerOptions } from "../model/ort_runner.ts";
 import { WorkerRunner } from "../model/worker_runner.ts";
 import { loadConfig } from "../config.ts";
@@ -36,14 +35,12 @@ const log = (msg: string) => console.error(`[bench] ${msg}`);
 // 1. Decode + preprocess, single-threaded, in this process.
 async function preprocessCost() {
   const out: Record<string, { median_ms: number; p90_ms: number }> = {};
-  const tensor = new Float32Array(TENSOR_SIZE);
   for (const file of ["coffee.jpg", "coffee_1920x1280.jpg", "chelsea_4000x2660.jpg"]) {
     const bytes = await Deno.readFile(new URL(file, FIXTURES));
     const times: number[] = [];
     for (let i = 0; i < 25; i++) {
       const t0 = performance.now();
-      const header = readImageHeader(bytes);
-      preprocessInto(await decodeImage(bytes, header, { minShortSide: JPEG_MIN_DECODE_SHORT_SIDE }), tensor);
+      await prepareImage(bytes, readImageHeader(bytes));
       if (i >= 5) times.push(performance.now() - t0); // first runs warm the JIT
     }
     const s = summary(times);

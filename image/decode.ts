@@ -3,9 +3,8 @@
  * which decoder is used, so it can be swapped or moved off the main thread.
  *
  * Gray and YCbCr JPEGs go through sharp (libvips with libjpeg-turbo, the
- * decoder PIL uses): pixel-identical to torchvision's input and, measured
- * here, 2 to 5x faster than imagescript's WASM decoder (coffee.jpg 4.5 ms
- * against 10 to 15; 4000x2660 46 ms against 248). CMYK JPEGs stay on
+ * decoder PIL uses): pixel-identical to torchvision's input and 2 to 5x
+ * faster than imagescript's WASM decoder (docs/performance.md). CMYK JPEGs stay on
  * imagescript, whose raw inks we convert the way PIL does (libvips would
  * apply a colour profile and differ from PIL), and so do PNGs, where sharp
  * is no faster. imagescript's `Image.decode` copies every pixel into an RGBA
@@ -133,7 +132,7 @@ function decodePng(bytes: Uint8Array): RawImage {
 export interface DecodeOptions {
   /**
    * Allow JPEG decoding at a reduced DCT scale as long as the shorter side
-   * stays at least this long (preprocessing passes the resize target, 256).
+   * stays at least this long (prepare.ts passes JPEG_MIN_DECODE_SHORT_SIDE).
    * Default: full size.
    */
   minShortSide?: number;

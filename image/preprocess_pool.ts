@@ -1,31 +1,21 @@
 /**
  * Where decode + preprocess run: in a pool of Workers (production), or
- * inline on the calling thread (tests, debugging). Both give the same tensor.
+ * inline on the calling thread (tests, debugging). Both run prepareImage and
+ * give the same tensor.
  */
-import { DecodeError, decodeImage } from "./decode.ts";
+import { DecodeError } from "./decode.ts";
 import type { ImageHeader } from "./image_header.ts";
-import { preprocessInto, TENSOR_SIZE } from "./preprocess.ts";
+import { type Prepared, prepareImage } from "./prepare.ts";
 import type { PreprocessReply, PreprocessRequest } from "./preprocess_worker.ts";
 
-export interface Prepared {
-  tensor: Float32Array;
-  decodeMs: number;
-  preprocessMs: number;
-}
-
 export interface Preprocessor {
-  prepare(bytes: Uint8Array, header: ImageHeader, minShortSide: number): Promise<Prepared>;
+  prepare(bytes: Uint8Array, header: ImageHeader): Promise<Prepared>;
   close(): void;
 }
 
 export class InlinePreprocessor implements Preprocessor {
-  async prepare(bytes: Uint8Array, header: ImageHeader, minShortSide: number): Promise<Prepared> {
-    const t0 = performance.now();
-    const image = await decodeImage(bytes, header, { minShortSide });
-    const t1 = performance.now();
-    const tensor = new Float32Array(TENSOR_SIZE);
-    preprocessInto(image, tensor, 0);
-    return { tensor, decodeMs: t1 - t0, preprocessMs: performance.now() - t1 };
+  prepare(bytes: Uint8Array, header: ImageHeader): Promise<Prepared> {
+    return prepareImage(bytes, header);
   }
   close(): void {}
 }
@@ -76,7 +66,7 @@ export class PreprocessPool implements Preprocessor {
     return slot;
   }
 
-  prepare(bytes: Uint8Array, header: ImageHeader, minShortSide: number): Promise<Prepared> {
+  prepare(bytes: Uint8Array, header: ImageHeader): Promise<Prepared> {
     if (this.#closed) return Promise.reject(new Error("Preprocessing pool is closed"));
     // The least busy worker; ties go to the first.
     const slot = this.#slots.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
@@ -84,7 +74,7 @@ export class PreprocessPool implements Preprocessor {
     const copy = bytes.slice();
     return new Promise((resolve, reject) => {
       slot.pending.set(id, { resolve, reject });
-      const request: PreprocessRequest = { id, bytes: copy.buffer, header, minShortSide };
+      const request: PreprocessRequest = { id, bytes: copy.buffer, header };
       slot.worker.postMessage(request, [copy.buffer]);
     });
   }

@@ -11,15 +11,15 @@ Deno.test("the preprocessing worker pool gives the inline tensor, and decode err
       const bytes = await fixture(file);
       const header = readImageHeader(bytes);
       const [a, b] = await Promise.all([
-        pool.prepare(bytes, header, 512),
-        new InlinePreprocessor().prepare(bytes, header, 512),
+        pool.prepare(bytes, header),
+        new InlinePreprocessor().prepare(bytes, header),
       ]);
       assert.deepEqual(a.tensor, b.tensor, file);
       assert.ok(a.decodeMs > 0 && a.preprocessMs > 0);
       assert.equal(bytes.byteLength > 0, true, "the caller's bytes are not detached");
     }
     const truncated = (await fixture("images/coffee.jpg")).slice(0, 600);
-    await assert.rejects(pool.prepare(truncated, readImageHeader(truncated), 512), DecodeError);
+    await assert.rejects(pool.prepare(truncated, readImageHeader(truncated)), DecodeError);
   } finally {
     pool.close();
   }

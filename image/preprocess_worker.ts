@@ -1,22 +1,20 @@
 /// <reference no-default-lib="true" />
 /// <reference lib="deno.worker" />
 /**
- * Worker entry: decodes and preprocesses images off the main thread. A JPEG
- * decode takes 10 to 50 ms of CPU; on the main thread, sixteen of them in a
- * row held /health for 345 ms (measured), so they run here instead.
+ * Worker entry: decodes and preprocesses images off the main thread, where a
+ * run of large JPEGs would otherwise hold up /health (docs/performance.md).
  *
- *   -> { id, bytes, header, minShortSide }
- *   <- { id, tensor, decodeMs, preprocessMs, width, height } | { id, error, decodeError }
+ *   -> { id, bytes, header }
+ *   <- { id, tensor, decodeMs, preprocessMs } | { id, error, decodeError }
  */
-import { DecodeError, decodeImage } from "./decode.ts";
+import { DecodeError } from "./decode.ts";
 import type { ImageHeader } from "./image_header.ts";
-import { preprocessInto, TENSOR_SIZE } from "./preprocess.ts";
+import { prepareImage } from "./prepare.ts";
 
 export interface PreprocessRequest {
   id: number;
   bytes: ArrayBuffer;
   header: ImageHeader;
-  minShortSide: number;
 }
 
 export type PreprocessReply =
@@ -24,15 +22,10 @@ export type PreprocessReply =
   | { id: number; error: string; decodeError: boolean };
 
 self.onmessage = async (event: MessageEvent<PreprocessRequest>) => {
-  const { id, bytes, header, minShortSide } = event.data;
+  const { id, bytes, header } = event.data;
   try {
-    const t0 = performance.now();
-    const image = await decodeImage(new Uint8Array(bytes), header, { minShortSide });
-    const t1 = performance.now();
-    const tensor = new Float32Array(TENSOR_SIZE);
-    preprocessInto(image, tensor, 0);
-    const t2 = performance.now();
-    const reply: PreprocessReply = { id, tensor: tensor.buffer, decodeMs: t1 - t0, preprocessMs: t2 - t1 };
+    const { tensor, decodeMs, preprocessMs } = await prepareImage(new Uint8Array(bytes), header);
+    const reply: PreprocessReply = { id, tensor: tensor.buffer, decodeMs, preprocessMs };
     self.postMessage(reply, { transfer: [tensor.buffer] });
   } catch (err) {
     const reply: PreprocessReply = {

@@ -14,15 +14,6 @@ import { PlainStages, type StageRunner } from "../observability/stages.ts";
 
 export { DecodeError, ImageHeaderError };
 
-/**
- * JPEGs are decoded at a reduced DCT scale while the shorter side stays at
- * least twice the resize target: 1/8 scale (down to 256) measured a mean
- * difference of 0.030 from torchvision on the 4000x2660 fixture, at the
- * tolerance's edge; 2x keeps it at 0.0055 and decodes that photo in 22 ms
- * instead of 46 (full size, which is pixel-identical).
- */
-export const JPEG_MIN_DECODE_SHORT_SIDE = 512;
-
 /** The image declares more pixels than MAX_IMAGE_PIXELS; refused before decoding. */
 export class PixelLimitError extends Error {
   constructor(readonly header: ImageHeader, readonly limit: number) {
@@ -155,7 +146,7 @@ export class Classifier {
     // Decode and preprocess run in a worker; their spans are recorded from its timings
     // (the hop to and from the worker counts as decode).
     const sent = performance.now();
-    const prepared = await this.preprocessor.prepare(bytes, header, JPEG_MIN_DECODE_SHORT_SIDE).catch(
+    const prepared = await this.preprocessor.prepare(bytes, header).catch(
       (err) => {
         stages.record("decode", sent, performance.now() - sent, {}, err);
         throw err;

@@ -10,7 +10,7 @@ import { preprocess } from "../image/preprocess.ts";
 import { ModelState } from "../model/state.ts";
 import { captureLogs, fixture, readyApp, testConfig, testTelemetry } from "../tests/helpers.ts";
 import { createApp } from "./app.ts";
-import { JPEG_MIN_DECODE_SHORT_SIDE } from "../model/classifier.ts";
+import { JPEG_MIN_DECODE_SHORT_SIDE } from "../image/prepare.ts";
 
 const b64 = (bytes: Uint8Array) => {
   let s = "";
