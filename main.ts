@@ -7,13 +7,13 @@ import denoJson from "./deno.json" with { type: "json" };
 import { type Config, ConfigError, loadConfig, publicConfig } from "./config.ts";
 import { initDecoders } from "./image/decode.ts";
 import { loadLabels } from "./model/labels.ts";
-import { buildClassifier, loadModel, superviseWorkers } from "./model/startup.ts";
+import { buildClassifier, loadModel } from "./model/startup.ts";
 import { ModelState } from "./model/state.ts";
 import { createApp } from "./routes/app.ts";
 import { startServer } from "./server/serve.ts";
 import { buildInfo } from "./routes/health.ts";
 import { configureLogging, logger, shutdownLogging } from "./observability/logger.ts";
-import { createTelemetry } from "./observability/telemetry.ts";
+import { createTelemetry, modelHooks } from "./observability/telemetry.ts";
 
 function configOrExit(): Config {
   try {
@@ -59,13 +59,7 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
 
 try {
   const [labels, loaded] = await Promise.all([loadLabels(), loadModel(config), initDecoders()]);
-  const { metrics, tracing } = telemetry;
-  const classifier = buildClassifier(config, loaded, labels, {
-    tracer: tracing.tracer,
-    onQueueDepth: (depth) => metrics.queueDepth.set(depth),
-    onBatch: (size) => metrics.batchSize.observe(size),
-  });
-  superviseWorkers(classifier.batcher, loaded.runnerOptions, () => metrics.workerRestarts.inc());
+  const classifier = buildClassifier(config, loaded, labels, modelHooks(telemetry));
   state.markReady(classifier, loaded.loadSeconds, loaded.warmupMs);
   log.info("Ready: serving {model} ({weights} weights)", {
     model: loaded.info.name,

@@ -8,6 +8,7 @@
  */
 import { type Link, ROOT_CONTEXT, type SpanContext, SpanKind, type Tracer } from "@opentelemetry/api";
 import { TENSOR_SIZE } from "../image/preprocess.ts";
+import { guarded } from "../observability/telemetry_guard.ts";
 import type { ModelRunner } from "./runner.ts";
 
 export class OverloadedError extends Error {
@@ -91,6 +92,7 @@ export interface BatcherOptions {
   /** Output classes per row. */
   classes: number;
   tracer?: Tracer;
+  /** Telemetry callbacks; each is called through the telemetry guard, so it cannot fail a request. */
   onQueueDepth?: (depth: number) => void;
   onBatch?: (size: number) => void;
 }
@@ -120,7 +122,11 @@ export class Batcher {
   constructor(runners: ModelRunner[], options: BatcherOptions) {
     this.#runners = [...runners];
     this.#idle = [...runners];
-    this.#options = options;
+    this.#options = {
+      ...options,
+      onQueueDepth: guarded("queue_depth", options.onQueueDepth),
+      onBatch: guarded("batch_size", options.onBatch),
+    };
   }
 
   /** Requests admitted and not yet running: waiting in the queue or still being decoded. */
@@ -141,11 +147,6 @@ export class Batcher {
         this.#notifyIdle();
       }
     });
-  }
-
-  /** Batches running right now. */
-  get running(): number {
-    return this.#inFlight;
   }
 
   get runners(): readonly ModelRunner[] {

@@ -212,3 +212,21 @@ Deno.test("admission holds a queue place from arrival until the request is queue
   r.calls[0].finish();
   await p;
 });
+
+Deno.test("telemetry hooks that throw never strand a request", async () => {
+  const r = new ControlledRunner();
+  const fail = () => {
+    throw new Error("registry gone");
+  };
+  const b = batcher([r], { onQueueDepth: fail, onBatch: fail });
+  const admission = b.admit();
+  const p = b.submit(image(3), { admission });
+  await tick();
+  assert.equal(r.calls.length, 1, "the batch was dispatched");
+  r.finishAll();
+  assert.equal((await p).row[0], 3);
+  const again = b.submit(image(4));
+  await tick();
+  r.finishAll();
+  assert.equal((await again).row[0], 4, "the runner came back to the pool");
+});

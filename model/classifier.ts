@@ -1,7 +1,8 @@
 /**
  * One image in, ranked classes out: header check, decode, preprocess,
  * inference, postprocess, each timed. HTTP-agnostic so /predict and the v2
- * protocol share it.
+ * protocol share it. Owns the batcher and the preprocessor: callers admit,
+ * classify, drain and close through it.
  */
 import { DecodeError } from "../image/decode.ts";
 import { type ImageHeader, ImageHeaderError, readImageHeader } from "../image/image_header.ts";
@@ -11,6 +12,7 @@ import { InlinePreprocessor, type Preprocessor } from "../image/preprocess_pool.
 import type { ModelInfo } from "./runner.ts";
 import { trace } from "@opentelemetry/api";
 import { PlainStages, type StageRunner } from "../observability/stages.ts";
+import { guarded } from "../observability/telemetry_guard.ts";
 
 export { DecodeError, ImageHeaderError };
 
@@ -38,8 +40,18 @@ export interface Classification extends Inference {
   image: { format: string; width: number; height: number; bytes: number };
 }
 
+/** One image whose header was accepted, as the input hook reports it. */
+export interface ImageInput {
+  format: string;
+  bytes: number;
+  /** Width x height, from the header. */
+  pixels: number;
+}
+
 export interface ClassifierOptions {
   maxImagePixels: number;
+  /** Called once per image whose header was accepted (per-image input metrics); through the telemetry guard. */
+  onInput?: (image: ImageInput) => void;
 }
 
 export interface ClassifyOptions {
@@ -57,6 +69,7 @@ export class Classifier {
   readonly preprocessor: Preprocessor;
   readonly #labels: readonly string[];
   readonly #maxPixels: number;
+  readonly #onInput: ((image: ImageInput) => void) | undefined;
 
   constructor(
     info: ModelInfo,
@@ -73,6 +86,7 @@ export class Classifier {
     this.preprocessor = preprocessor;
     this.#labels = labels;
     this.#maxPixels = options.maxImagePixels;
+    this.#onInput = guarded("image_input", options.onInput);
   }
 
   /** Stops admitting work; resolves once every admitted request has been answered. */
@@ -143,6 +157,7 @@ export class Classifier {
     admission: Admission,
   ): Promise<Classification> {
     const header = this.inspect(bytes);
+    this.#onInput?.({ format: header.format, bytes: bytes.byteLength, pixels: header.width * header.height });
     // Decode and preprocess run in a worker; their spans are recorded from its timings
     // (the hop to and from the worker counts as decode).
     const sent = performance.now();

@@ -1,14 +1,15 @@
 /**
- * Resolve, load and warm the model: everything that must happen before
- * `/ready` turns 200. Separate from loader.ts so the model CLI does not load
- * the native runtime.
+ * Resolve, load and warm the model, and build the classifier over it:
+ * everything that must happen before `/ready` turns 200. Separate from
+ * source.ts so the model CLI does not load the native runtime.
  */
 import type { Config } from "../config.ts";
 import { logger } from "../observability/logger.ts";
-import { type ResolvedModel, resolveModel } from "./source.ts";
+import { guarded } from "../observability/telemetry_guard.ts";
+import { resolveModel } from "./source.ts";
 import type { Tracer } from "@opentelemetry/api";
 import { Batcher } from "./batcher.ts";
-import { Classifier } from "./classifier.ts";
+import { Classifier, type ImageInput } from "./classifier.ts";
 import { InlinePreprocessor, PreprocessPool } from "../image/preprocess_pool.ts";
 import type { ModelInfo, ModelRunner } from "./runner.ts";
 import { OrtRunner, type OrtRunnerOptions } from "./ort_runner.ts";
@@ -18,7 +19,6 @@ export interface LoadedModel {
   /** One per session: in Workers, or a single in-process runner when INFERENCE_WORKERS=0. */
   runners: ModelRunner[];
   info: ModelInfo;
-  resolved: ResolvedModel;
   loadSeconds: number;
   warmupMs: number;
   /** Options to start another identical runner (to replace a dead worker). */
@@ -77,7 +77,7 @@ export async function loadModel(config: Config, fetchImpl?: typeof fetch): Promi
     ms: +warmupMs.toFixed(1),
     softmax_applied_by: info.outputsProbabilities ? "model" : "gateway",
   });
-  return { runners, info, resolved, loadSeconds, warmupMs, runnerOptions };
+  return { runners, info, loadSeconds, warmupMs, runnerOptions };
 }
 
 /**
@@ -92,12 +92,13 @@ export function superviseWorkers(
   create: (options: OrtRunnerOptions) => Promise<WorkerRunner> = (o) => WorkerRunner.create(o, 1),
 ): void {
   const log = logger("model");
+  const restarted = guarded("worker_restart", onRestart)!;
   const watch = (runner: ModelRunner) => {
     if (!(runner instanceof WorkerRunner)) return;
     runner.onDeath(async (reason) => {
       if (reason === "closed") return;
       batcher.retire(runner);
-      onRestart(reason);
+      restarted(reason);
       log.error("Inference worker died ({reason}); starting a replacement", { reason });
       for (let attempt = 1;; attempt++) {
         try {
@@ -116,16 +117,26 @@ export function superviseWorkers(
   for (const runner of batcher.runners) watch(runner);
 }
 
+/**
+ * What the model layer reports, as callbacks: observability/telemetry.ts
+ * builds them from the metric catalogue (modelHooks). Each is called through
+ * the telemetry guard, so none can fail a request.
+ */
 export interface ClassifierHooks {
   tracer?: Tracer;
   onQueueDepth?: (depth: number) => void;
   onBatch?: (size: number) => void;
+  onInput?: (image: ImageInput) => void;
+  onWorkerRestart?: (reason: string) => void;
 }
 
-/** The batcher over the loaded runners, and the classifier that feeds it. */
+/**
+ * The batcher over the loaded runners, and the classifier that feeds it. With
+ * `runnerOptions`, inference workers that die are replaced (superviseWorkers).
+ */
 export function buildClassifier(
   config: Config,
-  loaded: Pick<LoadedModel, "runners" | "info">,
+  loaded: Pick<LoadedModel, "runners" | "info"> & Partial<Pick<LoadedModel, "runnerOptions">>,
   labels: readonly string[],
   hooks: ClassifierHooks = {},
 ): Classifier {
@@ -134,8 +145,11 @@ export function buildClassifier(
     maxBatchDelayMs: config.MAX_BATCH_DELAY_MS,
     maxQueue: config.MAX_QUEUE,
     classes: loaded.info.classes,
-    ...hooks,
+    tracer: hooks.tracer,
+    onQueueDepth: hooks.onQueueDepth,
+    onBatch: hooks.onBatch,
   });
+  if (loaded.runnerOptions) superviseWorkers(batcher, loaded.runnerOptions, hooks.onWorkerRestart);
   const preprocessor = config.PREPROCESS_WORKERS > 0
     ? new PreprocessPool(config.PREPROCESS_WORKERS)
     : new InlinePreprocessor();
@@ -143,7 +157,7 @@ export function buildClassifier(
     loaded.info,
     batcher,
     labels,
-    { maxImagePixels: config.MAX_IMAGE_PIXELS },
+    { maxImagePixels: config.MAX_IMAGE_PIXELS, onInput: hooks.onInput },
     preprocessor,
   );
 }

@@ -91,6 +91,8 @@ export interface TelemetryStats {
   spansDropped: number;
   exportFailures: number;
   logSinkFailures: number;
+  /** Observations dropped by the telemetry guard, by signal. */
+  dropped: ReadonlyMap<string, number>;
 }
 
 export function createMetrics(registry: Registry, telemetry: () => TelemetryStats) {
@@ -145,13 +147,15 @@ export function createMetrics(registry: Registry, telemetry: () => TelemetryStat
     }),
     inputBytes: new Histogram({
       name: "image_input_bytes",
-      help: "Size of uploaded images in bytes.",
+      help: "Size of uploaded images in bytes, by format.",
+      labelNames: ["format"] as const,
       buckets: BYTE_BUCKETS,
       registers: r,
     }),
     inputPixels: new Histogram({
       name: "image_input_pixels",
-      help: "Pixels (width x height) of uploaded images, from their headers.",
+      help: "Pixels (width x height) of uploaded images, from their headers, by format.",
+      labelNames: ["format"] as const,
       buckets: PIXEL_BUCKETS,
       registers: r,
     }),
@@ -245,6 +249,17 @@ export function createMetrics(registry: Registry, telemetry: () => TelemetryStat
         this.reset();
         this.inc({ signal: "traces" }, t.exportFailures);
         this.inc({ signal: "logs" }, t.logSinkFailures);
+      },
+    }),
+    telemetryDropped: new Counter({
+      name: "telemetry_dropped_total",
+      help:
+        "Observations dropped because recording them threw or their value was not a finite number, by signal (what was being recorded); the request went on.",
+      labelNames: ["signal"] as const,
+      registers: r,
+      collect() {
+        this.reset();
+        for (const [signal, count] of telemetry().dropped) this.inc({ signal }, count);
       },
     }),
   };

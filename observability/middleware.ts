@@ -14,6 +14,7 @@ import { logger, withContext } from "./logger.ts";
 import { exemplarLabels, type Metrics } from "./metrics.ts";
 import { propagator, SpanKind, SpanStatusCode } from "./otel.ts";
 import { RequestStages } from "./stages.ts";
+import { recordSafely } from "./telemetry_guard.ts";
 import type { Tracing } from "./otel.ts";
 
 export interface ObservabilityVariables {
@@ -65,12 +66,6 @@ export function observability(options: ObservabilityOptions): MiddlewareHandler<
   const { metrics, tracing, latencyObjectiveMs } = options;
   const quiet = options.quietPaths ?? new Set(["/health", "/ready", "/metrics"]);
   const access = logger("http");
-  let telemetryFailureLogged = false;
-  const telemetryFailed = (err: unknown) => {
-    if (telemetryFailureLogged) return;
-    telemetryFailureLogged = true;
-    logger("telemetry").warn("Recording request telemetry failed: {error}", { error: String(err) });
-  };
 
   return async function observabilityMiddleware(c, next) {
     const start = performance.now();
@@ -99,7 +94,7 @@ export function observability(options: ObservabilityOptions): MiddlewareHandler<
     c.set("rejectReason", undefined);
     c.set("stages", stages);
     c.set("span", span);
-    metrics.httpInFlight.inc();
+    recordSafely("http_in_flight", [], () => metrics.httpInFlight.inc());
 
     const logContext = { request_id: requestId, trace_id: spanContext.traceId, span_id: spanContext.spanId };
     await otelContext.with(trace.setSpan(parent, span), () =>
@@ -112,7 +107,7 @@ export function observability(options: ObservabilityOptions): MiddlewareHandler<
           const route = matchedRoutes(c).findLast((r) => r.handler !== observabilityMiddleware)?.path ??
             UNMATCHED_ROUTE;
           const reason = c.get("rejectReason");
-          try {
+          recordSafely("http_request", [durationMs], () => {
             c.header("x-request-id", requestId);
             const carrier: Record<string, string> = {};
             propagator.inject(trace.setSpan(ROOT_CONTEXT, span), carrier, {
@@ -139,12 +134,9 @@ export function observability(options: ObservabilityOptions): MiddlewareHandler<
               exemplarLabels: exemplarLabels(kept ? exemplar : undefined),
             });
             if (reason) metrics.rejected.inc({ reason });
-          } catch (err) {
-            telemetryFailed(err);
-          } finally {
-            metrics.httpInFlight.dec();
-            span.end();
-          }
+          });
+          recordSafely("http_in_flight", [], () => metrics.httpInFlight.dec());
+          span.end();
 
           const fields = {
             method,

@@ -6,6 +6,7 @@
 import { type Attributes, type Tracer } from "@opentelemetry/api";
 import { exemplarLabels, type Metrics, type StageName } from "./metrics.ts";
 import { recordSpanError } from "./otel.ts";
+import { recordSafely } from "./telemetry_guard.ts";
 
 export type Annotate = (attributes: Attributes) => void;
 
@@ -74,13 +75,12 @@ export class RequestStages implements StageRunner {
 
   #observe(stage: StageName, ms: number): void {
     this.timings[stage] = (this.timings[stage] ?? 0) + ms;
-    try {
+    recordSafely("stage_duration", [ms], () =>
       this.metrics.stageDuration.observe({
         labels: { stage },
         value: ms / 1000,
         exemplarLabels: exemplarLabels(this.exemplar()),
-      });
-    } catch { /* telemetry never fails a request */ }
+      }));
   }
 
   /** `Server-Timing` value: each stage's duration in ms. */

@@ -7,7 +7,7 @@ import type { ModelRunner } from "../model/runner.ts";
 import { ModelState } from "../model/state.ts";
 import { createApp } from "../routes/app.ts";
 import { configureLogging, type LogRecord } from "../observability/logger.ts";
-import { createTelemetry } from "../observability/telemetry.ts";
+import { createTelemetry, modelHooks } from "../observability/telemetry.ts";
 import { InMemorySpanExporter } from "@opentelemetry/sdk-trace-base";
 
 export const FIXTURES = new URL("./fixtures/", import.meta.url);
@@ -66,13 +66,13 @@ export async function readyApp(env: Record<string, string> = {}) {
   const state = new ModelState();
   const shared = await sharedClassifier();
   const { telemetry, spans } = testTelemetry(config);
-  const { metrics } = telemetry;
   state.markReady(
-    buildClassifier(config, { runners: [...shared.batcher.runners], info: shared.info }, await loadLabels(), {
-      tracer: telemetry.tracing.tracer,
-      onQueueDepth: (depth) => metrics.queueDepth.set(depth),
-      onBatch: (size) => metrics.batchSize.observe(size),
-    }),
+    buildClassifier(
+      config,
+      { runners: [...shared.batcher.runners], info: shared.info },
+      await loadLabels(),
+      modelHooks(telemetry),
+    ),
     0,
     0,
   );
