@@ -22,7 +22,7 @@ import {
 } from "@logtape/logtape";
 
 export type { Logger, LogLevel, LogRecord, Sink };
-export { getLogger, withContext };
+export { withContext };
 
 /** Root category: every logger of the service lives under it. */
 export const ROOT_CATEGORY = "inference-gateway";
@@ -31,12 +31,43 @@ export function logger(...sub: string[]): Logger {
   return getLogger([ROOT_CATEGORY, ...sub]);
 }
 
-export const jsonLines = getJsonLinesFormatter({
+const formatJsonLine = getJsonLinesFormatter({
   categorySeparator: ".",
-  // Stable templates group well in log search; the values are fields of their own.
-  message: "template",
+  message: "rendered",
   properties: "flatten",
 });
+
+/** A placeholder's value as text: strings as they are (LogTape's JSON renderer would quote them). */
+function placeholderText(value: unknown): string {
+  if (typeof value === "string") return value;
+  if (value instanceof Error) return value.message;
+  if (value !== null && typeof value === "object") {
+    try {
+      return JSON.stringify(value) ?? String(value);
+    } catch {
+      return String(value);
+    }
+  }
+  return String(value);
+}
+
+/**
+ * One JSON line per record: `message` rendered for people (`POST /predict 200`), the values also as fields
+ * of their own, and `message_template` (`{method} {route} {status}`) for grouping in log search.
+ */
+export function jsonLines(record: LogRecord): string {
+  if (record.message.length === 1) return formatJsonLine(record);
+  let rendered = "";
+  for (let i = 0; i < record.message.length; i++) {
+    rendered += i % 2 === 0 ? String(record.message[i]) : placeholderText(record.message[i]);
+  }
+  const template = typeof record.rawMessage === "string" ? record.rawMessage : record.rawMessage.join("{}");
+  return formatJsonLine({
+    ...record,
+    message: [rendered],
+    properties: { message_template: template, ...record.properties },
+  });
+}
 
 /** Counts sink failures; a failing sink must never fail the request that logged. */
 export const logSinkFailures = { count: 0 };

@@ -5,6 +5,8 @@ const ROOT = new URL("../", import.meta.url);
 export interface Started {
   port: number;
   lines: Array<Record<string, unknown>>;
+  /** Lines of stdout that are not JSON objects (there should be none). */
+  notJson: string[];
   stderr: () => string;
   child: Deno.ChildProcess;
   /** Resolves once the process has exited and all its stdout has been read. */
@@ -26,6 +28,7 @@ function startCommand(env: Record<string, string>): Deno.Command {
 export async function startTask(env: Record<string, string>): Promise<Started> {
   const child = startCommand(env).spawn();
   const lines: Array<Record<string, unknown>> = [];
+  const notJson: string[] = [];
   let stderrText = "";
   let stdoutClosed!: () => void;
   const drained = new Promise<void>((r) => stdoutClosed = r);
@@ -41,7 +44,11 @@ export async function startTask(env: Record<string, string>): Promise<Started> {
         while ((nl = buffer.indexOf("\n")) >= 0) {
           const line = buffer.slice(0, nl);
           buffer = buffer.slice(nl + 1);
-          const record = JSON.parse(line);
+          const record = parseObject(line);
+          if (!record) {
+            notJson.push(line);
+            continue;
+          }
           lines.push(record);
           if (typeof record.port === "number" && String(record.message).startsWith("Listening")) {
             resolve(record.port);
@@ -56,7 +63,16 @@ export async function startTask(env: Record<string, string>): Promise<Started> {
   // With a fixed port the caller need not wait for the (info-level) listening line.
   const fixed = Number(env.PORT ?? 0);
   if (fixed > 0) port.catch(() => {});
-  return { port: fixed > 0 ? fixed : await port, lines, stderr: () => stderrText, child, status };
+  return { port: fixed > 0 ? fixed : await port, lines, notJson, stderr: () => stderrText, child, status };
+}
+
+function parseObject(line: string): Record<string, unknown> | undefined {
+  try {
+    const value = JSON.parse(line);
+    return value !== null && typeof value === "object" && !Array.isArray(value) ? value : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export async function waitReady(port: number, timeoutMs: number): Promise<void> {

@@ -42,6 +42,25 @@ Deno.test("deno task start serves a real photo and shuts down cleanly", async (t
       assert.equal(status.code, 0, server.stderr());
       assert.ok(server.lines.some((l) => l.message === "Shutdown complete"));
     });
+
+    await t.step("stdout held JSON lines only, messages rendered for people", () => {
+      assert.deepEqual(server.notJson, [], "every stdout line is a JSON object");
+      assert.ok(server.lines.length > 5);
+      for (const line of server.lines) {
+        for (const field of ["@timestamp", "level", "logger", "message"]) assert.ok(field in line, field);
+      }
+      const access = server.lines.find((l) =>
+        l.logger === "inference-gateway.http" && l.route === "/predict"
+      );
+      assert.equal(access?.message, "POST /predict 200");
+      assert.equal(access?.message_template, "{method} {route} {status}");
+    });
+
+    await t.step("nothing else was printed: no runtime notices, no native library warnings", () => {
+      // Deno 2.9 prints a notice when a handler reads request.signal, and onnxruntime its telemetry
+      // warnings; either would land in the log stream of a container.
+      assert.equal(server.stderr(), "");
+    });
   } finally {
     try {
       server.child.kill("SIGKILL");
