@@ -6,9 +6,9 @@
  * here keeps the server's event loop free for HTTP, /health and /metrics.
  *
  * Protocol (structured clone, tensors transferred, never copied):
- *   -> { type: "init", options }          <- { type: "ready", info, warmupMs } | { type: "failed", message }
- *   -> { type: "run", id, input, batch }  <- { type: "result", id, output } | { type: "error", id, message }
- *   -> { type: "close" }                  <- { type: "closed" }
+ *   -> { type: "init", options, warmupIterations }  <- { type: "ready", info, warmupMs } | { type: "failed", message }
+ *   -> { type: "run", id, input, batch }            <- { type: "result", id, output } | { type: "error", id, message }
+ *   -> { type: "close" }                            <- { type: "closed" }
  */
 import { OrtRunner, type OrtRunnerOptions } from "./ort_runner.ts";
 

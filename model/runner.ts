@@ -6,6 +6,11 @@
 
 export type Weights = "synthetic" | "pretrained";
 
+/** The one wording of the synthetic-weights warning: the startup log, `/info` and every prediction carry it. */
+export const SYNTHETIC_WEIGHTS_WARNING =
+  "This model has synthetic (random, seeded) weights: predictions are " +
+  "meaningless. Set MODEL_PATH to a pretrained ONNX file, or MODEL_SOURCE=zoo where the internet is reachable.";
+
 /** What the runner knows about the model it serves; shown in `/info` and every prediction. */
 export interface ModelInfo {
   name: string;

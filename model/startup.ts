@@ -11,7 +11,7 @@ import type { Tracer } from "@opentelemetry/api";
 import { Batcher } from "./batcher.ts";
 import { Classifier, type ImageInput } from "./classifier.ts";
 import { InlinePreprocessor, PreprocessPool } from "../image/preprocess_pool.ts";
-import type { ModelInfo, ModelRunner } from "./runner.ts";
+import { type ModelInfo, type ModelRunner, SYNTHETIC_WEIGHTS_WARNING } from "./runner.ts";
 import { OrtRunner, type OrtRunnerOptions } from "./ort_runner.ts";
 import { WorkerRunner } from "./worker_runner.ts";
 
@@ -31,11 +31,11 @@ export async function loadModel(config: Config, fetchImpl?: typeof fetch): Promi
   const t0 = performance.now();
   const resolved = await resolveModel(config, fetchImpl);
   if (resolved.weights === "synthetic") {
-    log.warn(
-      "SYNTHETIC WEIGHTS: serving a ResNet-50 with random seeded weights; predictions are meaningless. " +
-        "Set MODEL_PATH to a pretrained ONNX file or MODEL_SOURCE=zoo where the internet is reachable.",
-      { weights: "synthetic", path: resolved.path },
-    );
+    log.warn("SYNTHETIC WEIGHTS: {warning}", {
+      warning: SYNTHETIC_WEIGHTS_WARNING,
+      weights: "synthetic",
+      path: resolved.path,
+    });
   }
   const runnerOptions: OrtRunnerOptions = {
     path: resolved.path,

@@ -20,7 +20,6 @@ const proto = (onnxModule as unknown as { default: typeof onnxModule }).default.
 /** Input and output names of the synthetic graph (the runner reads them from the session anyway). */
 export const SYNTHETIC_INPUT_NAME = "input";
 export const SYNTHETIC_OUTPUT_NAME = "logits";
-export const DEFAULT_SEED = 20240601;
 
 /** Stages of torchvision's resnet50: [blocks, planes, stride of the first block]. */
 const STAGES: ReadonlyArray<readonly [number, number, number]> = [
@@ -234,8 +233,8 @@ function bottleneck(
   return { out: g.op("Relu", [g.op("Add", [x, identity])]), hw: outHW };
 }
 
-/** Builds the model; pure and deterministic: the same seed gives the same bytes. */
-export function buildSyntheticResNet50(seed: number = DEFAULT_SEED): SyntheticModel {
+/** Builds the model; pure and deterministic: the same seed (SYNTHETIC_SEED) gives the same bytes. */
+export function buildSyntheticResNet50(seed: number): SyntheticModel {
   const g = new GraphBuilder(seed);
   let x = g.conv(SYNTHETIC_INPUT_NAME, "conv1", 3, 64, 7, 2, 3, 112);
   x = g.op("Relu", [g.batchNorm(x, "bn1", 64, 1)]);

@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { buildSyntheticResNet50, DEFAULT_SEED } from "./synthetic_resnet50.ts";
+import { loadConfig } from "../config.ts";
+import { buildSyntheticResNet50 } from "./synthetic_resnet50.ts";
 
+/** The configuration's default SYNTHETIC_SEED: the model every unconfigured gateway builds. */
+const DEFAULT_SEED = loadConfig(() => undefined).SYNTHETIC_SEED;
 /** Pinned: the same seed must give the same bytes on every machine and run. */
 const PINNED_SHA256 = "f939437d12896eafeab006d784311b5a6bd1d0635f97e5fbfb59394f04270dae";
 

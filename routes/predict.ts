@@ -8,6 +8,7 @@ import type { Config } from "../config.ts";
 import type { Admission } from "../model/batcher.ts";
 import type { Classification, Classifier } from "../model/classifier.ts";
 import type { ModelState } from "../model/state.ts";
+import { SYNTHETIC_WEIGHTS_WARNING } from "../model/runner.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import type { RequestStages } from "../observability/stages.ts";
 import { readBodyLimited } from "./body.ts";
@@ -15,8 +16,7 @@ import { asProblem, problemBody, ProblemError, PROBLEMS } from "./problem.ts";
 import { topKQuery } from "./schemas.ts";
 import type { AppEnv } from "./types.ts";
 
-export const SYNTHETIC_WARNING =
-  "This model has synthetic (random) weights: predictions are meaningless. Set MODEL_PATH or MODEL_SOURCE=zoo for pretrained weights.";
+export const SYNTHETIC_WARNING = SYNTHETIC_WEIGHTS_WARNING;
 
 interface Upload {
   bytes: Uint8Array;

@@ -9,6 +9,7 @@ import { createApp } from "../routes/app.ts";
 import { configureLogging, type LogRecord } from "../observability/logger.ts";
 import { createTelemetry, modelHooks } from "../observability/telemetry.ts";
 import { InMemorySpanExporter } from "@opentelemetry/sdk-trace-base";
+import { BrokenRunner } from "./broken_runner.ts";
 
 export const FIXTURES = new URL("./fixtures/", import.meta.url);
 
@@ -120,10 +121,7 @@ export async function stateWithRunner(
   return state;
 }
 
-/** The shared model, but every inference fails as a native fault would: the only way to get a real 500. */
-export async function brokenRunner(message = "native failure at 0xdeadbeef"): Promise<ModelRunner> {
-  const shared = await sharedClassifier();
-  const broken: ModelRunner = Object.create(shared.batcher.runners[0]);
-  broken.run = () => Promise.reject(new Error(message));
-  return broken;
+/** The shared model's description, but every inference fails as a native fault would. */
+export async function brokenRunner(message?: string): Promise<ModelRunner> {
+  return new BrokenRunner((await sharedClassifier()).info, message);
 }
