@@ -66,7 +66,7 @@ export interface ClassifyOptions {
 export class Classifier {
   readonly info: ModelInfo;
   readonly batcher: Batcher;
-  readonly preprocessor: Preprocessor;
+  readonly #preprocessor: Preprocessor;
   readonly #labels: readonly string[];
   readonly #maxPixels: number;
   readonly #onInput: ((image: ImageInput) => void) | undefined;
@@ -83,7 +83,7 @@ export class Classifier {
     }
     this.info = info;
     this.batcher = batcher;
-    this.preprocessor = preprocessor;
+    this.#preprocessor = preprocessor;
     this.#labels = labels;
     this.#maxPixels = options.maxImagePixels;
     this.#onInput = guarded("image_input", options.onInput);
@@ -97,7 +97,7 @@ export class Classifier {
   /** Releases the inference sessions and preprocessing workers; call after {@link drain}. */
   async close(): Promise<void> {
     await Promise.all(this.batcher.runners.map((r) => r.close().catch(() => {})));
-    this.preprocessor.close();
+    this.#preprocessor.close();
   }
 
   /** Reads and checks the header only; throws {@link ImageHeaderError} or {@link PixelLimitError}. */
@@ -161,7 +161,7 @@ export class Classifier {
     // Decode and preprocess run in a worker; their spans are recorded from its timings
     // (the hop to and from the worker counts as decode).
     const sent = performance.now();
-    const prepared = await this.preprocessor.prepare(bytes, header).catch(
+    const prepared = await this.#preprocessor.prepare(bytes, header).catch(
       (err) => {
         stages.record("decode", sent, performance.now() - sent, {}, err);
         throw err;
