@@ -76,6 +76,11 @@ export const configSchema = z.object({
   IDLE_TIMEOUT_MS: int(100, 3_600_000, 60_000),
   /** Open client connections; past this, new ones are closed at once. */
   MAX_CONNECTIONS: int(1, 1_000_000, 1024),
+  /**
+   * `apply` turns photos upright as their EXIF Orientation tag says (as browsers show them) before resizing;
+   * `ignore` classifies them as stored, as torchvision's `PIL.Image.open` does (strict parity).
+   */
+  EXIF_ORIENTATION: z.enum(["apply", "ignore"], { error: "apply or ignore" }).default("apply"),
   LOG_LEVEL: z.enum(LOG_LEVELS, { error: `one of ${LOG_LEVELS.join(", ")}` }).default("info"),
   /** Requests slower than this count against the latency objective; slow traces are always kept. */
   LATENCY_OBJECTIVE_MS: int(1, 600_000, 300),

@@ -14,6 +14,7 @@ Deno.test("config", async (t) => {
     assert.equal(c.MAX_BODY_BYTES, 10 * 1024 * 1024);
     assert.equal(c.MAX_IMAGE_PIXELS, 40_000_000);
     assert.equal(c.LOG_LEVEL, "info");
+    assert.equal(c.EXIF_ORIENTATION, "apply");
     assert.equal(c.MODEL_PATH, undefined);
   });
 
@@ -38,6 +39,7 @@ Deno.test("config", async (t) => {
       /MODEL_PATH=\(unset\) is invalid: expected a path, required when MODEL_SOURCE=file/,
     ],
     [{ MAX_BODY_BYTES: "-1" }, /MAX_BODY_BYTES="-1" is invalid/],
+    [{ EXIF_ORIENTATION: "rotate" }, /EXIF_ORIENTATION="rotate" is invalid: expected apply or ignore/],
     [{ MODEL_ZOO_URL: "ftp://x/y" }, /MODEL_ZOO_URL="ftp:\/\/x\/y" is invalid: expected an http\(s\) URL/],
     [{ MODEL_ZOO_SHA256: "XYZ" }, /MODEL_ZOO_SHA256="XYZ" is invalid: expected 64 lowercase hex digits/],
   ];

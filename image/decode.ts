@@ -1,6 +1,7 @@
 /**
- * Decodes JPEG and PNG bytes into 8-bit pixels. The only module that knows
- * which decoder is used, so it can be swapped or moved off the main thread.
+ * Decodes JPEG, PNG and WebP bytes into 8-bit pixels, turned upright as their
+ * EXIF orientation says. The only module that knows which decoder is used, so
+ * it can be swapped or moved off the main thread.
  *
  * Gray and YCbCr JPEGs go through sharp (libvips with libjpeg-turbo, the
  * decoder PIL uses): pixel-identical to torchvision's input and 2 to 5x
@@ -8,7 +9,8 @@
  * imagescript, whose raw inks we convert the way PIL does (libvips would
  * apply a colour profile and differ from PIL), and so do PNGs, where sharp
  * is no faster. imagescript's `Image.decode` copies every pixel into an RGBA
- * bitmap one at a time; we call its WASM codecs directly instead.
+ * bitmap one at a time; we call its WASM codecs directly instead. WebP goes
+ * through sharp's libwebp, the library PIL decodes it with.
  */
 import sharp from "sharp";
 // @ts-types="./imagescript_jpeg.d.ts"
@@ -16,6 +18,7 @@ import jpegCodec from "imagescript/wasm/node/jpeg.js";
 // @ts-types="./imagescript_png.d.ts"
 import pngCodec from "imagescript/wasm/node/png.js";
 import type { ImageHeader } from "./image_header.ts";
+import { applyOrientation, type OrientationMode } from "./orientation.ts";
 
 /** Interleaved 8-bit pixels: 1 (gray), 3 (RGB) or 4 (RGBA, alpha ignored) channels. */
 export interface RawImage {
@@ -25,7 +28,7 @@ export interface RawImage {
   data: Uint8Array;
 }
 
-/** The bytes claim to be JPEG/PNG but the decoder cannot make an image of them. */
+/** The bytes claim to be JPEG/PNG/WebP but the decoder cannot make an image of them. */
 export class DecodeError extends Error {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
@@ -124,6 +127,21 @@ function decodeCmykJpeg(bytes: Uint8Array, header: ImageHeader, minShortSide: nu
   }
 }
 
+/** libwebp through sharp: the first frame of an animation, drawn on the canvas the header declares. */
+async function decodeWebp(bytes: Uint8Array): Promise<RawImage> {
+  const { data, info } = await sharp(bytes, { failOn: "error", limitInputPixels: false })
+    .raw({ depth: "uchar" })
+    .toBuffer({ resolveWithObject: true });
+  const channels = info.channels;
+  if (channels !== 3 && channels !== 4) throw new DecodeError(`WebP decoder returned ${channels} channels`);
+  return {
+    width: info.width,
+    height: info.height,
+    channels,
+    data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+  };
+}
+
 function decodePng(bytes: Uint8Array): RawImage {
   const { width, height, framebuffer } = pngCodec.new().decode(bytes);
   return { width, height, channels: 4, data: framebuffer };
@@ -136,6 +154,12 @@ export interface DecodeOptions {
    * Default: full size.
    */
   minShortSide?: number;
+  /**
+   * `apply` (default) turns the image upright as its EXIF orientation says,
+   * as browsers show it; `ignore` keeps it as stored, as torchvision's
+   * `PIL.Image.open` does.
+   */
+  orientation?: OrientationMode;
 }
 
 let ready: Promise<void> | undefined;
@@ -150,6 +174,8 @@ export function initDecoders(): Promise<void> {
  * Decodes an image whose header has already been read and accepted.
  * Throws {@link DecodeError} when the data is corrupt or the decoder's output
  * does not match the header (a forged header must not pass as a smaller image).
+ * The orientation is applied last, on the decoded pixels, so every decoder
+ * path gives the same upright image.
  */
 export async function decodeImage(
   bytes: Uint8Array,
@@ -162,6 +188,8 @@ export async function decodeImage(
   try {
     image = header.format === "png"
       ? decodePng(bytes)
+      : header.format === "webp"
+      ? await decodeWebp(bytes)
       : header.components === 4
       ? decodeCmykJpeg(bytes, header, minShortSide)
       : await decodeJpegSharp(bytes, header, minShortSide);
@@ -179,14 +207,14 @@ export async function decodeImage(
       `Decoded size ${image.width}x${image.height} does not match the header's ${header.width}x${header.height}`,
     );
   }
-  return image;
+  return options.orientation === "ignore" ? image : applyOrientation(image, header.orientation);
 }
 
 function errorText(err: unknown): string {
   if (err instanceof WebAssembly.RuntimeError) return "decoder failed on corrupt data";
   // libvips messages name its own temporary objects; the first line says what is wrong.
-  if (err instanceof Error && /VipsJpeg|jpegload/.test(err.message)) {
-    return err.message.split("\n")[0].replace(/^VipsJpeg: /, "");
+  if (err instanceof Error && /VipsJpeg|jpegload|webpload|VipsForeignLoadWebp/.test(err.message)) {
+    return err.message.split("\n")[0].replace(/^(VipsJpeg|VipsForeignLoadWebp\w*): /, "");
   }
   return err instanceof Error ? err.message : String(err);
 }

@@ -1,29 +1,43 @@
 /**
- * Reads an image's format and dimensions from its first bytes, without
- * decoding it. The gateway decides what to accept (format by magic bytes, not
- * by the declared content type) and refuses pixel floods before a decoder
- * allocates anything.
+ * Reads an image's format, dimensions and EXIF orientation from its bytes,
+ * without decoding it. The gateway decides what to accept (format by magic
+ * bytes, not by the declared content type) and refuses pixel floods before a
+ * decoder allocates anything.
  */
+import { type Orientation, readExifOrientation } from "./orientation.ts";
 
-export type ImageFormat = "jpeg" | "png";
+export type ImageFormat = "jpeg" | "png" | "webp";
+
+/** Every format the native decoders (libjpeg-turbo, libwebp, imagescript) read. */
+export const IMAGE_FORMATS: readonly ImageFormat[] = ["jpeg", "png", "webp"];
+
+const FORMAT_NAMES: Record<ImageFormat, string> = { jpeg: "JPEG", png: "PNG", webp: "WebP" };
+
+/** "JPEG, PNG or WebP": the accepted formats, as a sentence names them. */
+export function formatList(formats: readonly ImageFormat[]): string {
+  const names = formats.map((f) => FORMAT_NAMES[f]);
+  return names.length < 2 ? names.join("") : `${names.slice(0, -1).join(", ")} or ${names.at(-1)}`;
+}
 
 export interface ImageHeader {
   format: ImageFormat;
   width: number;
   height: number;
-  /** JPEG: progressive (SOF2); PNG: interlaced. */
+  /** JPEG: progressive (SOF2); PNG: interlaced; WebP: false. */
   progressive: boolean;
-  /** JPEG: number of components (1 gray, 3 YCbCr, 4 CMYK/YCCK); PNG: channels after expansion. */
+  /** JPEG: number of components (1 gray, 3 YCbCr, 4 CMYK/YCCK); PNG: channels after expansion; WebP: 3 or 4 (alpha). */
   components: number;
-  /** PNG bit depth; 8 for JPEG. */
+  /** PNG bit depth; 8 for JPEG and WebP. */
   bitDepth: number;
+  /** The EXIF Orientation tag (JPEG APP1, PNG eXIf, WebP EXIF); 1 when there is none. Width and height are as stored. */
+  orientation: Orientation;
 }
 
 /** Why a byte string is not an acceptable image. */
 export class ImageHeaderError extends Error {
   constructor(
     message: string,
-    /** `unsupported`: recognised but not JPEG/PNG (415); `malformed`: claims JPEG/PNG but is broken (422). */
+    /** `unsupported`: not a format the decoder reads (415); `malformed`: claims one but is broken (422). */
     readonly kind: "unsupported" | "malformed",
     /** What the magic bytes say it is, when recognised. */
     readonly detected?: string,
@@ -39,7 +53,6 @@ const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 function detectOther(b: Uint8Array): string | undefined {
   const ascii = (start: number, end: number) => String.fromCharCode(...b.subarray(start, end));
   if (b.length >= 6 && (ascii(0, 6) === "GIF87a" || ascii(0, 6) === "GIF89a")) return "gif";
-  if (b.length >= 12 && ascii(0, 4) === "RIFF" && ascii(8, 12) === "WEBP") return "webp";
   if (b.length >= 2 && ascii(0, 2) === "BM") return "bmp";
   if (b.length >= 4 && (ascii(0, 4) === "II*\0" || ascii(0, 4) === "MM\0*")) return "tiff";
   if (b.length >= 12 && ascii(4, 8) === "ftyp") return "heif/avif";
@@ -53,6 +66,19 @@ function isPng(b: Uint8Array): boolean {
 
 function isJpeg(b: Uint8Array): boolean {
   return b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff;
+}
+
+function isWebp(b: Uint8Array): boolean {
+  return b.length >= 12 && String.fromCharCode(...b.subarray(0, 4)) === "RIFF" &&
+    String.fromCharCode(...b.subarray(8, 12)) === "WEBP";
+}
+
+const EXIF_PREFIX = [0x45, 0x78, 0x69, 0x66, 0, 0]; // "Exif\0\0"
+
+/** TIFF data, with the "Exif\0\0" prefix JPEG requires (and some WebP writers add) removed. */
+function orientationOf(data: Uint8Array): Orientation {
+  const prefixed = data.length >= 6 && EXIF_PREFIX.every((v, i) => data[i] === v);
+  return readExifOrientation(prefixed ? data.subarray(6) : data);
 }
 
 const PNG_CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 3, 4: 2, 6: 4 };
@@ -70,10 +96,32 @@ function readPng(b: Uint8Array): ImageHeader {
   if (width === 0 || height === 0 || channels === undefined || ![1, 2, 4, 8, 16].includes(bitDepth)) {
     throw new ImageHeaderError("PNG header is invalid", "malformed", "png");
   }
-  return { format: "png", width, height, progressive: b[28] === 1, components: channels, bitDepth };
+  return {
+    format: "png",
+    width,
+    height,
+    progressive: b[28] === 1,
+    components: channels,
+    bitDepth,
+    orientation: pngOrientation(b, view),
+  };
+}
+
+/** The eXIf chunk's orientation. Chunks are skipped by their length, so this touches no pixel data. */
+function pngOrientation(b: Uint8Array, view: DataView): Orientation {
+  for (let i = 8; i + 8 <= b.length;) {
+    const length = view.getUint32(i);
+    const type = String.fromCharCode(...b.subarray(i + 4, i + 8));
+    if (type === "IEND" || i + 12 + length > b.length) break;
+    if (type === "eXIf") return orientationOf(b.subarray(i + 8, i + 8 + length));
+    i += 12 + length;
+  }
+  return 1;
 }
 
 function readJpeg(b: Uint8Array): ImageHeader {
+  let orientation: Orientation = 1;
+  let sawExif = false;
   let i = 2;
   while (i < b.length) {
     if (b[i] !== 0xff) throw new ImageHeaderError("JPEG marker expected", "malformed", "jpeg");
@@ -87,6 +135,14 @@ function readJpeg(b: Uint8Array): ImageHeader {
     if (i + 2 > b.length) break;
     const length = (b[i] << 8) | b[i + 1];
     if (length < 2) throw new ImageHeaderError("JPEG segment length is invalid", "malformed", "jpeg");
+    if (marker === 0xe1 && !sawExif && i + length <= b.length) {
+      const payload = b.subarray(i + 2, i + length);
+      if (payload.length >= 6 && EXIF_PREFIX.every((v, k) => payload[k] === v)) {
+        // Only the first Exif segment counts, as in libexif and PIL; later APP1s are XMP or junk.
+        sawExif = true;
+        orientation = orientationOf(payload);
+      }
+    }
     const isSof = marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
     if (isSof) {
       if (i + 8 > b.length) break;
@@ -104,6 +160,7 @@ function readJpeg(b: Uint8Array): ImageHeader {
         progressive: marker === 0xc2 || marker === 0xc6 || marker === 0xca || marker === 0xce,
         components,
         bitDepth: b[i + 2],
+        orientation,
       };
     }
     i += length;
@@ -111,14 +168,97 @@ function readJpeg(b: Uint8Array): ImageHeader {
   throw new ImageHeaderError("JPEG file has no frame header", "malformed", "jpeg");
 }
 
-/** Reads format and dimensions; throws {@link ImageHeaderError} for anything that is not a readable JPEG or PNG. */
-export function readImageHeader(bytes: Uint8Array): ImageHeader {
-  if (isPng(bytes)) return readPng(bytes);
-  if (isJpeg(bytes)) return readJpeg(bytes);
-  const other = detectOther(bytes);
-  throw new ImageHeaderError(
-    other ? `Image format ${other} is not supported; send JPEG or PNG` : "Body is not a JPEG or PNG image",
-    "unsupported",
-    other,
-  );
+const VP8X_ALPHA = 0x10;
+
+function readWebp(b: Uint8Array): ImageHeader {
+  const malformed = (what: string) => new ImageHeaderError(`WebP ${what}`, "malformed", "webp");
+  if (b.length < 30) throw malformed("file is too short for its header");
+  const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const chunk = String.fromCharCode(...b.subarray(12, 16));
+  let width: number, height: number, components: number;
+  if (chunk === "VP8 ") {
+    // Lossy: a key frame's tag, the start code 9d 01 2a, then 14-bit dimensions (the top 2 bits are a scale hint).
+    if ((b[20] & 1) !== 0 || b[23] !== 0x9d || b[24] !== 0x01 || b[25] !== 0x2a) {
+      throw malformed("VP8 frame header is invalid");
+    }
+    width = view.getUint16(26, true) & 0x3fff;
+    height = view.getUint16(28, true) & 0x3fff;
+    components = 3;
+  } else if (chunk === "VP8L") {
+    // Lossless: signature 0x2f, then width-1 and height-1 in 14 bits each, the alpha hint, a 3-bit version.
+    const bits = view.getUint32(21, true);
+    if (b[20] !== 0x2f || bits >>> 29 !== 0) throw malformed("VP8L header is invalid");
+    width = (bits & 0x3fff) + 1;
+    height = ((bits >>> 14) & 0x3fff) + 1;
+    components = (bits >>> 28) & 1 ? 4 : 3;
+  } else if (chunk === "VP8X") {
+    // Extended: flags, then the canvas's width-1 and height-1 in 24 bits each (what every frame is drawn on).
+    width = (b[24] | (b[25] << 8) | (b[26] << 16)) + 1;
+    height = (b[27] | (b[28] << 8) | (b[29] << 16)) + 1;
+    components = b[20] & VP8X_ALPHA ? 4 : 3;
+  } else {
+    throw malformed(`file starts with an unknown chunk "${chunk}"`);
+  }
+  if (width === 0 || height === 0) throw malformed("header has a zero dimension");
+  return {
+    format: "webp",
+    width,
+    height,
+    progressive: false,
+    components,
+    bitDepth: 8,
+    orientation: chunk === "VP8X" ? webpOrientation(b, view) : 1,
+  };
+}
+
+/** The EXIF chunk's orientation (only extended files have one; it usually follows the image data). */
+function webpOrientation(b: Uint8Array, view: DataView): Orientation {
+  for (let i = 12; i + 8 <= b.length;) {
+    const size = view.getUint32(i + 4, true);
+    if (i + 8 + size > b.length) break;
+    if (String.fromCharCode(...b.subarray(i, i + 4)) === "EXIF") {
+      return orientationOf(b.subarray(i + 8, i + 8 + size));
+    }
+    i += 8 + size + (size & 1); // chunks are padded to an even length
+  }
+  return 1;
+}
+
+export interface ReadHeaderOptions {
+  /** The formats the decoder in use reads (default: {@link IMAGE_FORMATS}); others are `unsupported`. */
+  formats?: readonly ImageFormat[];
+}
+
+/**
+ * Reads format, dimensions and orientation; throws {@link ImageHeaderError}
+ * for anything that is not a readable image of an accepted format.
+ */
+export function readImageHeader(bytes: Uint8Array, options: ReadHeaderOptions = {}): ImageHeader {
+  const formats = options.formats ?? IMAGE_FORMATS;
+  const format: ImageFormat | undefined = isJpeg(bytes)
+    ? "jpeg"
+    : isPng(bytes)
+    ? "png"
+    : isWebp(bytes)
+    ? "webp"
+    : undefined;
+  const accepted = formatList(formats);
+  if (format === undefined) {
+    const other = detectOther(bytes);
+    throw new ImageHeaderError(
+      other
+        ? `Image format ${other} is not supported; send ${accepted}`
+        : `Body is not an image in a supported format; send ${accepted}`,
+      "unsupported",
+      other,
+    );
+  }
+  if (!formats.includes(format)) {
+    throw new ImageHeaderError(
+      `Image format ${format} is not supported by this server's decoder; send ${accepted}`,
+      "unsupported",
+      format,
+    );
+  }
+  return format === "jpeg" ? readJpeg(bytes) : format === "png" ? readPng(bytes) : readWebp(bytes);
 }

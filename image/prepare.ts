@@ -5,6 +5,7 @@
  */
 import { decodeImage } from "./decode.ts";
 import type { ImageHeader } from "./image_header.ts";
+import type { OrientationMode } from "./orientation.ts";
 import { preprocessInto, TENSOR_SIZE } from "./preprocess.ts";
 
 /**
@@ -23,10 +24,25 @@ export interface Prepared {
   preprocessMs: number;
 }
 
+export interface PrepareOptions {
+  /**
+   * `apply` (default) turns the photo upright as its EXIF orientation says,
+   * as browsers show it; `ignore` keeps it as stored, as torchvision does.
+   */
+  orientation?: OrientationMode;
+}
+
 /** Decodes and preprocesses one image; throws DecodeError when the bytes are not the image the header says. */
-export async function prepareImage(bytes: Uint8Array, header: ImageHeader): Promise<Prepared> {
+export async function prepareImage(
+  bytes: Uint8Array,
+  header: ImageHeader,
+  options: PrepareOptions = {},
+): Promise<Prepared> {
   const t0 = performance.now();
-  const image = await decodeImage(bytes, header, { minShortSide: JPEG_MIN_DECODE_SHORT_SIDE });
+  const image = await decodeImage(bytes, header, {
+    minShortSide: JPEG_MIN_DECODE_SHORT_SIDE,
+    orientation: options.orientation,
+  });
   const t1 = performance.now();
   const tensor = new Float32Array(TENSOR_SIZE);
   preprocessInto(image, tensor, 0);

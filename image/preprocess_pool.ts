@@ -5,7 +5,7 @@
  */
 import { DecodeError } from "./decode.ts";
 import type { ImageHeader } from "./image_header.ts";
-import { type Prepared, prepareImage } from "./prepare.ts";
+import { type Prepared, prepareImage, type PrepareOptions } from "./prepare.ts";
 import type { PreprocessReply, PreprocessRequest } from "./preprocess_worker.ts";
 
 export interface Preprocessor {
@@ -14,8 +14,15 @@ export interface Preprocessor {
 }
 
 export class InlinePreprocessor implements Preprocessor {
+  readonly #options: PrepareOptions;
+
+  /** `options` apply to every image (EXIF_ORIENTATION). */
+  constructor(options: PrepareOptions = {}) {
+    this.#options = { ...options };
+  }
+
   prepare(bytes: Uint8Array, header: ImageHeader): Promise<Prepared> {
-    return prepareImage(bytes, header);
+    return prepareImage(bytes, header, this.#options);
   }
   close(): void {}
 }
@@ -27,10 +34,13 @@ interface Slot {
 
 export class PreprocessPool implements Preprocessor {
   readonly #slots: Slot[] = [];
+  readonly #options: PrepareOptions;
   #nextId = 1;
   #closed = false;
 
-  constructor(size: number) {
+  /** `options` apply to every image (EXIF_ORIENTATION). */
+  constructor(size: number, options: PrepareOptions = {}) {
+    this.#options = { ...options };
     for (let i = 0; i < size; i++) this.#slots.push(this.#spawn());
   }
 
@@ -74,7 +84,7 @@ export class PreprocessPool implements Preprocessor {
     const copy = bytes.slice();
     return new Promise((resolve, reject) => {
       slot.pending.set(id, { resolve, reject });
-      const request: PreprocessRequest = { id, bytes: copy.buffer, header };
+      const request: PreprocessRequest = { id, bytes: copy.buffer, header, options: this.#options };
       slot.worker.postMessage(request, [copy.buffer]);
     });
   }

@@ -4,17 +4,18 @@
  * Worker entry: decodes and preprocesses images off the main thread, where a
  * run of large JPEGs would otherwise hold up /health (docs/performance.md).
  *
- *   -> { id, bytes, header }
+ *   -> { id, bytes, header, options }
  *   <- { id, tensor, decodeMs, preprocessMs } | { id, error, decodeError }
  */
 import { DecodeError } from "./decode.ts";
 import type { ImageHeader } from "./image_header.ts";
-import { prepareImage } from "./prepare.ts";
+import { prepareImage, type PrepareOptions } from "./prepare.ts";
 
 export interface PreprocessRequest {
   id: number;
   bytes: ArrayBuffer;
   header: ImageHeader;
+  options: PrepareOptions;
 }
 
 export type PreprocessReply =
@@ -22,9 +23,9 @@ export type PreprocessReply =
   | { id: number; error: string; decodeError: boolean };
 
 self.onmessage = async (event: MessageEvent<PreprocessRequest>) => {
-  const { id, bytes, header } = event.data;
+  const { id, bytes, header, options } = event.data;
   try {
-    const { tensor, decodeMs, preprocessMs } = await prepareImage(new Uint8Array(bytes), header);
+    const { tensor, decodeMs, preprocessMs } = await prepareImage(new Uint8Array(bytes), header, options);
     const reply: PreprocessReply = { id, tensor: tensor.buffer, decodeMs, preprocessMs };
     self.postMessage(reply, { transfer: [tensor.buffer] });
   } catch (err) {

@@ -150,9 +150,10 @@ export function buildClassifier(
     onBatch: hooks.onBatch,
   });
   if (loaded.runnerOptions) superviseWorkers(batcher, loaded.runnerOptions, hooks.onWorkerRestart);
+  const preprocessing = { orientation: config.EXIF_ORIENTATION };
   const preprocessor = config.PREPROCESS_WORKERS > 0
-    ? new PreprocessPool(config.PREPROCESS_WORKERS)
-    : new InlinePreprocessor();
+    ? new PreprocessPool(config.PREPROCESS_WORKERS, preprocessing)
+    : new InlinePreprocessor(preprocessing);
   return new Classifier(
     loaded.info,
     batcher,

@@ -19,12 +19,12 @@ export interface FixtureImage {
   mode: string;
   width: number;
   height: number;
-  format: "JPEG" | "PNG";
+  format: "JPEG" | "PNG" | "WEBP";
   progressive: boolean;
   reference: string;
 }
 
-/** The shared fixtures plus our own (grayscale JPEG, 16-bit PNG; see make_extra_fixtures.py). */
+/** The shared fixtures plus our own (grayscale JPEG, 16-bit PNG, WebP; see make_*_fixtures.py). */
 export async function manifest(): Promise<FixtureImage[]> {
   const read = async (name: string) => JSON.parse(await Deno.readTextFile(new URL(name, FIXTURES))).images;
   return [...await read("manifest.json"), ...await read("manifest_extra.json")];
