@@ -40,7 +40,11 @@ export function readExifOrientation(tiff: Uint8Array): Orientation {
     if (view.getUint16(entry, little) !== ORIENTATION_TAG) continue;
     // The spec says SHORT; some writers use LONG. Either way the value sits in the entry itself.
     const type = view.getUint16(entry + 2, little);
-    const value = type === 3 ? view.getUint16(entry + 8, little) : type === 4 ? view.getUint32(entry + 8, little) : 0;
+    const value = type === 3
+      ? view.getUint16(entry + 8, little)
+      : type === 4
+      ? view.getUint32(entry + 8, little)
+      : 0;
     return value >= 1 && value <= 8 ? value as Orientation : 1;
   }
   return 1;

@@ -24,3 +24,26 @@ Deno.test("the preprocessing worker pool gives the inline tensor, and decode err
     pool.close();
   }
 });
+
+Deno.test("the worker pool applies or ignores EXIF orientation as configured, like the inline path", async () => {
+  const bytes = await fixture("images/chelsea_orientation_6.png");
+  const header = readImageHeader(bytes);
+  for (const orientation of ["apply", "ignore"] as const) {
+    const pool = new PreprocessPool(1, { orientation });
+    try {
+      const [a, b] = await Promise.all([
+        pool.prepare(bytes, header, 512),
+        new InlinePreprocessor({ orientation }).prepare(bytes, header, 512),
+      ]);
+      assert.deepEqual(a.tensor, b.tensor, orientation);
+    } finally {
+      pool.close();
+    }
+  }
+  const [applied, ignored] = await Promise.all(
+    (["apply", "ignore"] as const).map((orientation) =>
+      new InlinePreprocessor({ orientation }).prepare(bytes, header, 512)
+    ),
+  );
+  assert.notDeepEqual(applied.tensor, ignored.tensor);
+});

@@ -174,6 +174,7 @@ export class Classifier {
       "image.height": header.height,
       "image.bytes": bytes.byteLength,
       "image.progressive": header.progressive,
+      "image.orientation": header.orientation,
       "image.decode_ms": prepared.decodeMs,
     });
     stages.record("preprocess", sent + roundTrip - prepared.preprocessMs, prepared.preprocessMs);

@@ -105,7 +105,7 @@ export function openApiDocument(version: string): Json {
     summary: "Run inference",
     description:
       "Either the model's FP32 input, shape [N,3,224,224], already preprocessed (ImageNet normalization, NCHW), " +
-      'or a BYTES input named "image", shape [N], whose elements are base64-encoded JPEG or PNG files. ' +
+      'or a BYTES input named "image", shape [N], whose elements are base64-encoded JPEG, PNG or WebP files. ' +
       "Returns the model's FP32 output [N,1000]; with `parameters.classification: k` on a requested output, " +
       "the top k as BYTES strings `score:index:label` instead.",
     parameters: params,
@@ -197,7 +197,8 @@ export function openApiDocument(version: string): Json {
           summary: "Classify one or more images",
           description:
             "Multipart form with one or more `file` fields (up to MAX_IMAGES_PER_REQUEST), or one image as the raw body. " +
-            "The format is judged by magic bytes, not by the declared type. One file answers a Prediction; several " +
+            "JPEG, PNG or WebP, judged by magic bytes, not by the declared type; photos are turned upright as their " +
+            "EXIF orientation says (EXIF_ORIENTATION). One file answers a Prediction; several " +
             "answer a PredictionBatch whose entries succeed or fail independently.",
           parameters: [{
             name: "top_k",
@@ -220,6 +221,7 @@ export function openApiDocument(version: string): Json {
               },
               "image/jpeg": { schema: { type: "string", contentMediaType: "image/jpeg" } },
               "image/png": { schema: { type: "string", contentMediaType: "image/png" } },
+              "image/webp": { schema: { type: "string", contentMediaType: "image/webp" } },
             },
           },
           responses: {

@@ -32,7 +32,7 @@ const modelRef = z.object({
 });
 
 const imageInfo = z.object({
-  format: z.enum(["jpeg", "png"]),
+  format: z.enum(["jpeg", "png", "webp"]),
   width: z.number().int(),
   height: z.number().int(),
   bytes: z.number().int(),
@@ -126,7 +126,7 @@ export const v2InferRequest = z.object({
 }).meta({
   example: {
     id: "42",
-    inputs: [{ name: "image", shape: [1], datatype: "BYTES", data: ["<base64 JPEG or PNG>"] }],
+    inputs: [{ name: "image", shape: [1], datatype: "BYTES", data: ["<base64 JPEG, PNG or WebP>"] }],
     outputs: [{ name: "logits", parameters: { classification: 3 } }],
   },
 });
