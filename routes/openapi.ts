@@ -214,14 +214,18 @@ export function openApiDocument(version: string): Json {
                 schema: {
                   type: "object",
                   properties: {
-                    file: { type: "array", items: { type: "string", contentMediaType: "image/jpeg" } },
+                    // `format: binary` is what makes Swagger UI's "Try it out" offer a file picker.
+                    file: {
+                      type: "array",
+                      items: { type: "string", format: "binary", contentMediaType: "image/jpeg" },
+                    },
                   },
                   required: ["file"],
                 },
               },
-              "image/jpeg": { schema: { type: "string", contentMediaType: "image/jpeg" } },
-              "image/png": { schema: { type: "string", contentMediaType: "image/png" } },
-              "image/webp": { schema: { type: "string", contentMediaType: "image/webp" } },
+              "image/jpeg": { schema: { type: "string", format: "binary", contentMediaType: "image/jpeg" } },
+              "image/png": { schema: { type: "string", format: "binary", contentMediaType: "image/png" } },
+              "image/webp": { schema: { type: "string", format: "binary", contentMediaType: "image/webp" } },
             },
           },
           responses: {

@@ -26,6 +26,7 @@ const state = {
   queue: [],
   running: 0,
   done: 0,
+  refused: 0,
   total: 0,
 };
 
@@ -50,10 +51,9 @@ function traceIdOf(traceparent) {
   return match ? match[1] : undefined;
 }
 
-/** A probability as a percentage with enough digits to tell small ones apart. */
+/** A probability as a percentage, one decimal. */
 function percent(p) {
-  const v = p * 100;
-  return `${v >= 10 ? v.toFixed(1) : v.toFixed(2)}%`;
+  return `${(p * 100).toFixed(1)}%`;
 }
 
 function formatMs(ms) {
@@ -61,7 +61,7 @@ function formatMs(ms) {
 }
 
 function formatBytes(n) {
-  if (n >= 1024 * 1024) return `${(n / (1024 * 1024)).toFixed(1)} MB`;
+  if (n >= 1024 * 1024) return `${+(n / (1024 * 1024)).toFixed(1)} MB`;
   if (n >= 1024) return `${Math.round(n / 1024)} KB`;
   return `${n} B`;
 }
@@ -100,7 +100,7 @@ function setStatus(status) {
 }
 
 function showWarning(text) {
-  $("#warning-text").textContent = text.replace(/^This model has synthetic \(random\) weights: /, "");
+  $("#warning-text").textContent = text;
   $("#warning").hidden = false;
 }
 
@@ -109,16 +109,19 @@ function addFiles(files) {
   if (list.length === 0) return;
   $("#toolbar").hidden = false;
   const results = $("#results");
+  // The newest batch goes first, in the order the photos were chosen.
+  const batch = document.createDocumentFragment();
   for (const file of list) {
     const card = $("#card-template").content.firstElementChild.cloneNode(true);
     $(".file-name", card).textContent = file.name || "pasted image";
     $(".file-name", card).title = file.name;
     $(".image-meta", card).textContent = `${file.type || "unknown type"} · ${formatBytes(file.size)}`;
-    results.prepend(card);
+    batch.append(card);
     drawPreview(file, card);
     state.queue.push({ file, card });
     state.total++;
   }
+  results.prepend(batch);
   results.classList.toggle("single", results.children.length === 1);
   updateSummary();
   pump();
@@ -158,10 +161,12 @@ function pump() {
 }
 
 function updateSummary() {
+  const photos = (n) => `${n} photo${n === 1 ? "" : "s"}`;
   const pending = state.total - state.done;
-  $("#summary").textContent = pending > 0
-    ? `Classifying ${pending} of ${state.total} photo${state.total === 1 ? "" : "s"}…`
-    : `${state.total} photo${state.total === 1 ? "" : "s"} classified`;
+  const parts = [`${photos(state.done - state.refused)} classified`];
+  if (state.refused > 0) parts.push(`${state.refused} refused`);
+  if (pending > 0) parts.push(`${pending} in progress`);
+  $("#summary").textContent = parts.join(", ");
 }
 
 async function classify(file, card) {
@@ -223,6 +228,7 @@ function showPrediction(card, body) {
 
 function showProblem(card, problem) {
   card.dataset.state = "refused";
+  state.refused++;
   const box = $(".problem", card);
   box.hidden = false;
   $(".problem-status", box).textContent = problem.status
@@ -300,7 +306,9 @@ function setUpDropZone() {
       form.classList.add("dragging");
     });
   }
-  for (const type of ["dragleave", "dragend"]) form.addEventListener(type, () => form.classList.remove("dragging"));
+  for (const type of ["dragleave", "dragend"]) {
+    form.addEventListener(type, () => form.classList.remove("dragging"));
+  }
   form.addEventListener("drop", (event) => {
     event.preventDefault();
     form.classList.remove("dragging");
@@ -318,6 +326,7 @@ function setUpDropZone() {
     state.queue.length = 0;
     state.total = state.running;
     state.done = 0;
+    state.refused = 0;
     $("#toolbar").hidden = state.running === 0;
     updateSummary();
   });
