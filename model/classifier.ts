@@ -37,7 +37,8 @@ export interface Inference {
 }
 
 export interface Classification extends Inference {
-  image: { format: string; width: number; height: number; bytes: number };
+  /** As stored (width and height before any EXIF orientation is applied). */
+  image: { format: string; width: number; height: number; bytes: number; orientation: number };
 }
 
 /** One image whose header was accepted, as the input hook reports it. */
@@ -181,7 +182,13 @@ export class Classifier {
     const result = await this.#infer(prepared.tensor, k, stages, options, admission);
     return {
       ...result,
-      image: { format: header.format, width: header.width, height: header.height, bytes: bytes.byteLength },
+      image: {
+        format: header.format,
+        width: header.width,
+        height: header.height,
+        bytes: bytes.byteLength,
+        orientation: header.orientation,
+      },
     };
   }
 

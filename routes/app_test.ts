@@ -62,7 +62,13 @@ Deno.test("POST /predict", async (t) => {
     for (let i = 1; i < 5; i++) assert.ok(body.top_k[i - 1].confidence >= body.top_k[i].confidence);
     assert.equal(typeof body.prediction.class_name, "string");
     assert.ok(body.prediction.confidence > 0 && body.prediction.confidence <= 1);
-    assert.deepEqual(body.image, { format: "jpeg", width: 600, height: 400, bytes: coffee.byteLength });
+    assert.deepEqual(body.image, {
+      format: "jpeg",
+      width: 600,
+      height: 400,
+      bytes: coffee.byteLength,
+      orientation: 1,
+    });
     for (const k of ["read_body", "decode", "preprocess", "inference", "postprocess", "total"]) {
       assert.ok(body.timings_ms[k] >= 0, k);
     }

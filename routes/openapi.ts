@@ -85,7 +85,7 @@ const predictExample = {
   weights: "pretrained",
   prediction: { class_id: 967, class_name: "espresso", confidence: 0.83 },
   top_k: [{ class_id: 967, class_name: "espresso", confidence: 0.83 }],
-  image: { format: "jpeg", width: 600, height: 400, bytes: 68531 },
+  image: { format: "jpeg", width: 600, height: 400, bytes: 68531, orientation: 1 },
   timings_ms: {
     read_body: 0.2,
     decode: 19.5,

@@ -57,8 +57,8 @@ Deno.test("POST /predict takes photos as clients send them", async (t) => {
     const { status, body } = await predict(app, sideways);
     assert.equal(status, 200);
     assert.deepEqual(body.top_k, upright.top_k);
-    // The image as stored, so the numbers match what the client sent.
-    assert.deepEqual([body.image.width, body.image.height], [300, 451]);
+    // The image as stored, so the numbers match what the client sent, and the tag that was applied.
+    assert.deepEqual([body.image.width, body.image.height, body.image.orientation], [300, 451, 6]);
   });
 
   await t.step("EXIF_ORIENTATION=ignore: classified as stored, as torchvision would", async () => {

@@ -33,9 +33,13 @@ const modelRef = z.object({
 
 const imageInfo = z.object({
   format: z.enum(["jpeg", "png", "webp"]),
-  width: z.number().int(),
+  width: z.number().int().meta({ description: "As stored, before the EXIF orientation is applied" }),
   height: z.number().int(),
   bytes: z.number().int(),
+  orientation: z.number().int().min(1).max(8).meta({
+    description: "The photo's EXIF Orientation tag (1: upright or none); turned upright before resizing " +
+      "unless EXIF_ORIENTATION=ignore",
+  }),
 });
 
 const predictionHead = {

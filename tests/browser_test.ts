@@ -300,6 +300,10 @@ Deno.test("Chromium as a client of deno task start", async (t) => {
           );
           const names = await page.$$eval(".card .file-name", (e) => e.map((n) => n.textContent));
           assert.deepEqual(names, ["chelsea_orientation_6.jpg", "rocket.jpg", "coffee.webp"]);
+          assert.match(
+            await page.$eval(".card .image-meta", (e) => e.textContent ?? ""),
+            /^JPEG · 300×451 · 48 KB · EXIF orientation 6, turned upright$/,
+          );
           const columns = await page.$eval(
             "#results",
             (g) => getComputedStyle(g).gridTemplateColumns.split(" ").length,

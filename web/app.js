@@ -23,6 +23,8 @@ const $ = (selector, root = document) => root.querySelector(selector);
 const state = {
   /** TRACE_UI_URL from /info, `{trace_id}` to be replaced; undefined shows the id without a link. */
   traceUrl: undefined,
+  /** Whether the server turns photos upright (EXIF_ORIENTATION), said next to a photo's tag. */
+  orientationNote: "",
   queue: [],
   running: 0,
   done: 0,
@@ -78,6 +80,8 @@ async function loadInfo() {
   const config = info.config ?? {};
   state.traceUrl = info.trace_ui_url ?? config.TRACE_UI_URL ?? undefined;
   setStatus(info.status ?? "unknown");
+  if (config.EXIF_ORIENTATION === "apply") state.orientationNote = ", turned upright";
+  if (config.EXIF_ORIENTATION === "ignore") state.orientationNote = ", ignored";
   const model = info.model;
   if (model) {
     $("#model-name").textContent = model.name;
@@ -221,8 +225,11 @@ function showPrediction(card, body) {
   }
   const image = body.image;
   if (image) {
+    const turned = image.orientation > 1
+      ? ` · EXIF orientation ${image.orientation}${state.orientationNote}`
+      : "";
     $(".image-meta", card).textContent = `${image.format.toUpperCase()} · ${image.width}×${image.height} · ` +
-      formatBytes(image.bytes);
+      formatBytes(image.bytes) + turned;
   }
 }
 
