@@ -17,7 +17,7 @@ import sharp from "sharp";
 import jpegCodec from "imagescript/wasm/node/jpeg.js";
 // @ts-types="./imagescript_png.d.ts"
 import pngCodec from "imagescript/wasm/node/png.js";
-import type { ImageHeader } from "./image_header.ts";
+import { formatList, type ImageHeader } from "./image_header.ts";
 import { applyOrientation, type OrientationMode } from "./orientation.ts";
 
 /** Interleaved 8-bit pixels: 1 (gray), 3 (RGB) or 4 (RGBA, alpha ignored) channels. */
@@ -195,7 +195,7 @@ export async function decodeImage(
       : await decodeJpegSharp(bytes, header, minShortSide);
   } catch (err) {
     if (err instanceof DecodeError) throw err;
-    throw new DecodeError(`Cannot decode ${header.format.toUpperCase()} image: ${errorText(err)}`, {
+    throw new DecodeError(`Cannot decode ${formatList([header.format])} image: ${errorText(err)}`, {
       cause: err,
     });
   }
