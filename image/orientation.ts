@@ -18,6 +18,8 @@ export type Orientation = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8;
 export type OrientationMode = "apply" | "ignore";
 
 const ORIENTATION_TAG = 0x0112;
+/** Output pixels per tile side when turning an image (see applyOrientation). */
+const TILE = 32;
 
 /**
  * The Orientation tag of a TIFF structure (the body of a JPEG APP1 `Exif`
@@ -76,23 +78,33 @@ export function applyOrientation(image: RawImage, orientation: Orientation): Raw
   }[orientation];
   const [ow, oh] = swapsAxes(orientation) ? [h, w] : [w, h];
   const out = new Uint8Array(ow * oh * c);
-  let o = 0;
-  for (let y = 0; y < oh; y++) {
-    let s = origin + y * stepY;
-    if (c === 3) {
-      for (let x = 0; x < ow; x++, s += stepX, o += 3) {
-        out[o] = data[s];
-        out[o + 1] = data[s + 1];
-        out[o + 2] = data[s + 2];
-      }
-    } else if (c === 1) {
-      for (let x = 0; x < ow; x++, s += stepX) out[o++] = data[s];
-    } else {
-      for (let x = 0; x < ow; x++, s += stepX, o += 4) {
-        out[o] = data[s];
-        out[o + 1] = data[s + 1];
-        out[o + 2] = data[s + 2];
-        out[o + 3] = data[s + 3];
+  // A turn by 90° reads a source column for each output row; walking whole columns touches a new cache
+  // line for every pixel, so those go in square tiles whose columns stay within a few cached source rows
+  // (docs/performance.md). Flips read rows and go a whole row at a time.
+  const tile = swapsAxes(orientation) ? TILE : Math.max(ow, oh);
+  for (let ty = 0; ty < oh; ty += tile) {
+    const yEnd = Math.min(ty + tile, oh);
+    for (let tx = 0; tx < ow; tx += tile) {
+      const n = Math.min(tile, ow - tx);
+      for (let y = ty; y < yEnd; y++) {
+        let s = origin + y * stepY + tx * stepX;
+        let o = (y * ow + tx) * c;
+        if (c === 3) {
+          for (let x = 0; x < n; x++, s += stepX, o += 3) {
+            out[o] = data[s];
+            out[o + 1] = data[s + 1];
+            out[o + 2] = data[s + 2];
+          }
+        } else if (c === 1) {
+          for (let x = 0; x < n; x++, s += stepX) out[o++] = data[s];
+        } else {
+          for (let x = 0; x < n; x++, s += stepX, o += 4) {
+            out[o] = data[s];
+            out[o + 1] = data[s + 1];
+            out[o + 2] = data[s + 2];
+            out[o + 3] = data[s + 3];
+          }
+        }
       }
     }
   }

@@ -30,6 +30,9 @@ const PHOTOS = [
   "camera_gray.png",
   "camera_gray16.png",
   "coffee_alpha.png",
+  "coffee.webp",
+  "coffee_alpha.webp",
+  "palette.webp",
 ];
 
 /** mulberry32: small, seedable, good enough to pick mutations. */
@@ -111,11 +114,32 @@ function jpegSegments(b: Uint8Array): Array<{ at: number; marker: number; length
 }
 const isSof = (m: number) => m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc;
 
-/** A copy of a JPEG or PNG whose header declares `width` x `height`; the pixel data is unchanged. */
+/** A copy of a JPEG, PNG or WebP whose header declares `width` x `height`; the pixel data is unchanged. */
 function withDimensions(b: Uint8Array, width: number, height: number, fixCrc = true): Uint8Array {
   const out = b.slice();
   const v = new DataView(out.buffer);
-  if (out[0] === 0xff) {
+  const webpChunk = String.fromCharCode(...out.subarray(0, 4)) === "RIFF"
+    ? String.fromCharCode(...out.subarray(12, 16))
+    : undefined;
+  if (webpChunk === "VP8 ") {
+    // 14 bits each (the top two are a scale hint the decoders ignore).
+    v.setUint16(26, width & 0x3fff, true);
+    v.setUint16(28, height & 0x3fff, true);
+  } else if (webpChunk === "VP8L") {
+    const bits = v.getUint32(21, true);
+    v.setUint32(
+      21,
+      ((bits & 0xf0000000) | ((width - 1) & 0x3fff) | (((height - 1) & 0x3fff) << 14)) >>> 0,
+      true,
+    );
+  } else if (webpChunk === "VP8X") {
+    // The canvas: 24 bits each, minus one.
+    for (const [at, n] of [[24, width - 1], [27, height - 1]]) {
+      out[at] = n & 0xff;
+      out[at + 1] = (n >> 8) & 0xff;
+      out[at + 2] = (n >> 16) & 0xff;
+    }
+  } else if (out[0] === 0xff) {
     const sof = jpegSegments(out).find((s) => isSof(s.marker));
     if (sof) {
       v.setUint16(sof.at + 5, height);
@@ -146,6 +170,11 @@ function duplicateMarker(b: Uint8Array, r: Rng): Uint8Array {
     const seg = b.subarray(s.at, s.at + 2 + s.length);
     const at = r.pick(jpegSegments(b)).at;
     return concat(b.subarray(0, at), seg, b.subarray(at));
+  }
+  if (b[0] === 0x52) {
+    // WebP: repeat its first chunk header and a piece of its data after itself.
+    const piece = b.subarray(12, 12 + 8 + r.int(64));
+    return concat(b.subarray(0, 12 + piece.length), piece, b.subarray(12 + piece.length));
   }
   // PNG: repeat the IHDR chunk or a random-length piece after the signature.
   const ihdr = b.subarray(8, 33);
@@ -248,18 +277,21 @@ Deno.test(`hostile uploads (seed ${SEED}, ${CASES} cases)`, async (t) => {
       let peak = before;
       const bombs = [await zeroPng(20_000, 20_000, 1), await zeroPng(65_535, 65_535, 1)];
       const jpeg = withDimensions(photos[0], 60_000, 60_000);
+      const webp = withDimensions(photos[PHOTOS.indexOf("coffee_alpha.webp")], 60_000, 60_000);
+      let refused = 0;
       for (let i = 0; i < 50; i++) {
-        for (const bomb of [...bombs, jpeg]) {
+        for (const bomb of [...bombs, jpeg, webp]) {
           const a = await send(port, bomb);
           assert.equal(a.status, 422);
           assert.equal(a.code, "too_many_pixels");
           assert.ok(a.ms < 100, `refused in ${a.ms} ms`);
+          refused++;
         }
         peak = Math.max(peak, await rss(port));
       }
       const grew = peak - before;
       console.log(
-        `bombs: 150 refused; bomb sizes ${bombs.map((b) => b.length)} B; peak RSS growth ${
+        `bombs: ${refused} refused; bomb sizes ${bombs.map((b) => b.length)} B; peak RSS growth ${
           (grew / 2 ** 20).toFixed(1)
         } MiB`,
       );
