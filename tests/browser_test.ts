@@ -178,7 +178,18 @@ Deno.test("Chromium as a client of deno task start", async (t) => {
         try {
           const seen = watchPage(page);
           await page.goto(`${gateway}/docs`);
-          const op = "#operations-Prediction-post_predict";
+          // The operation's block, found by method and path (its id depends on the tag and operationId).
+          await page.waitForSelector(".opblock-post .opblock-summary-path");
+          const id = await page.$$eval(
+            ".opblock-post",
+            (blocks) =>
+              blocks.find((b) =>
+                b.querySelector(".opblock-summary-path")?.getAttribute("data-path") === "/predict"
+              )
+                ?.id,
+          );
+          assert.ok(id, "Swagger UI shows POST /predict");
+          const op = `#${id}`;
           // Each control appears once the previous click has been rendered.
           await (await page.waitForSelector(`${op} .opblock-summary`))!.click();
           await (await page.waitForSelector(`${op} .try-out__btn`))!.click();
@@ -216,7 +227,9 @@ Deno.test("Chromium as a client of deno task start", async (t) => {
         const response = await page.goto(`${gateway}/`);
         assert.equal(response?.status(), 200);
         const csp = response?.headers()["content-security-policy"] ?? "";
-        assert.match(csp, /default-src 'self'/);
+        // Scripts and styles from this origin only (directly or through default-src), never inline.
+        assert.match(csp, /(script-src|default-src) 'self'/);
+        assert.match(csp, /(style-src|default-src) 'self'/);
         assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
         await page.waitForFunction(() => document.querySelector("#status")?.textContent === "ready");
 
