@@ -140,6 +140,10 @@ export const EXTRA_VARIABLES: Readonly<Record<string, string>> = {
   FUZZ_SEED: "tests/fuzz_test.ts: the seed to replay",
   LOG_TOKENS: "yaml (tests only), a debugging switch",
   LOG_STREAM: "yaml (tests only), a debugging switch",
+  WS_NO_BUFFER_UTIL:
+    "ws (tests only: puppeteer-core's WebSocket to Chromium), to skip an optional native add-on",
+  WS_NO_UTF_8_VALIDATE:
+    "ws (tests only: puppeteer-core's WebSocket to Chromium), to skip an optional native add-on",
 };
 
 export class ConfigError extends Error {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { fixture } from "../tests/helpers.ts";
-import { JPEG_MIN_DECODE_SHORT_SIDE } from "../model/classifier.ts";
+import { JPEG_MIN_DECODE_SHORT_SIDE } from "./prepare.ts";
 import { decodeImage, type RawImage } from "./decode.ts";
 import { readImageHeader } from "./image_header.ts";
 import { applyOrientation, type Orientation, readExifOrientation } from "./orientation.ts";

@@ -32,8 +32,8 @@ Deno.test("the worker pool applies or ignores EXIF orientation as configured, li
     const pool = new PreprocessPool(1, { orientation });
     try {
       const [a, b] = await Promise.all([
-        pool.prepare(bytes, header, 512),
-        new InlinePreprocessor({ orientation }).prepare(bytes, header, 512),
+        pool.prepare(bytes, header),
+        new InlinePreprocessor({ orientation }).prepare(bytes, header),
       ]);
       assert.deepEqual(a.tensor, b.tensor, orientation);
     } finally {
@@ -42,7 +42,7 @@ Deno.test("the worker pool applies or ignores EXIF orientation as configured, li
   }
   const [applied, ignored] = await Promise.all(
     (["apply", "ignore"] as const).map((orientation) =>
-      new InlinePreprocessor({ orientation }).prepare(bytes, header, 512)
+      new InlinePreprocessor({ orientation }).prepare(bytes, header)
     ),
   );
   assert.notDeepEqual(applied.tensor, ignored.tensor);
