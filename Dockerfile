@@ -4,23 +4,38 @@ FROM denoland/deno:2.9.6
 WORKDIR /app
 
 # Dependencies first, frozen against the lock file, so code changes reuse this layer.
+# onnxruntime-node ships its native binaries for every OS and CPU (288 MB); keep only this
+# image's (45 MB), and drop sharp's musl builds (this base image is glibc). TARGETARCH is set
+# by BuildKit and buildah/podman; without it the build machine's architecture is used.
 COPY deno.json deno.lock ./
-RUN deno install --frozen
+ARG TARGETARCH
+RUN deno install --frozen \
+ && arch="${TARGETARCH:-$(dpkg --print-architecture)}" \
+ && case "$arch" in amd64) ort=x64 ;; arm64) ort=arm64 ;; *) echo "unsupported architecture $arch" >&2; exit 1 ;; esac \
+ && for bin in node_modules/.deno/onnxruntime-node@*/node_modules/onnxruntime-node/bin/napi-v*; do \
+      find "$bin" -mindepth 1 -maxdepth 1 ! -name linux -exec rm -rf {} + \
+      && find "$bin/linux" -mindepth 1 -maxdepth 1 ! -name "$ort" -exec rm -rf {} + \
+      && test -e "$bin/linux/$ort/onnxruntime_binding.node"; \
+    done \
+ && rm -rf node_modules/.deno/@img+sharp-linuxmusl-* node_modules/.deno/@img+sharp-libvips-linuxmusl-*
 
 COPY . .
-# Compile the module graph now, not on the first request.
-RUN deno cache main.ts model/inference_worker.ts image/preprocess_worker.ts \
+# Compile the module graph now, not on the first request, nor on every health check: the
+# root filesystem may be read-only at run time, so nothing can be cached then.
+RUN deno cache main.ts model/inference_worker.ts image/preprocess_worker.ts deploy/healthcheck.ts \
  && mkdir -p /app/models \
  && chown -R deno:deno /app/models
 
 # The model is obtained on first start into the /app/models volume: the zoo file is
 # checksum-verified, or a synthetic model is built (announced loudly). To bake it in
-# instead: RUN deno task model:fetch (needs network at build time).
+# instead: RUN deno task model:fetch (needs network at build time). A bind mount for
+# /app/models must belong to uid 1993.
 ENV HOST=0.0.0.0 \
     PORT=8000 \
     MODEL_DIR=./models \
     NO_COLOR=1
-USER deno
+# The image's deno user, by number: Kubernetes' runAsNonRoot can only verify a numeric user.
+USER 1993:1993
 EXPOSE 8000
 VOLUME ["/app/models"]
 

@@ -81,7 +81,7 @@ Deno.test("compose stack", async (t) => {
   });
 
   await t.step("the gateway runs as non-root with the start task's scoped permissions", () => {
-    assert.match(dockerfile, /^USER deno$/m);
+    assert.match(dockerfile, /^USER 1993:1993$/m, "the deno user by number (runAsNonRoot can verify it)");
     assert.match(dockerfile, /^CMD \["deno", "task", "--quiet", "start"\]$/m);
     assert.match(dockerfile, /^FROM denoland\/deno:\d+\.\d+\.\d+$/m, "base image pinned to a version");
     assert.match(dockerfile, /deno install --frozen/);
@@ -91,6 +91,29 @@ Deno.test("compose stack", async (t) => {
     assert.ok(services["inference-gateway"].deploy.resources.limits.memory);
     assert.ok(services["inference-gateway"].deploy.resources.limits.cpus);
   });
+
+  await t.step(
+    "the image holds only what runs: one platform's binaries, a precompiled health check",
+    async () => {
+      const ignore = (await read(".dockerignore")).split("\n").map((l) => l.trim());
+      for (
+        const path of [".git", ".ci", "tests", "bench", "docs", "deploy", "models", "node_modules", ".env"]
+      ) {
+        assert.ok(ignore.includes(path), `.dockerignore keeps ${path} out`);
+      }
+      assert.ok(ignore.includes("!deploy/healthcheck.ts"), "the health check script stays in");
+      assert.match(
+        dockerfile,
+        /^RUN deno cache [^\n]*deploy\/healthcheck\.ts/m,
+        "the health check is compiled at build",
+      );
+      assert.match(
+        dockerfile,
+        /onnxruntime-node\/bin\/napi-v\*/,
+        "onnxruntime-node's other platforms are removed",
+      );
+    },
+  );
 
   await t.step("no secrets in the compose file: Grafana's password comes from the environment", () => {
     assert.equal(services.grafana.environment.GF_SECURITY_ADMIN_PASSWORD, "${GRAFANA_ADMIN_PASSWORD:-admin}");
