@@ -88,6 +88,17 @@ async function rawCeiling(options: OrtRunnerOptions) {
   };
 }
 
+/** Seconds from spawning the gateway to /ready answering 200, and the load and warm-up it reports. */
+async function readiness(base: string, spawnedAt: number) {
+  const ready_seconds = round((performance.now() - spawnedAt) / 1000, 2);
+  const info = await (await fetch(`${base}/info`)).json();
+  return {
+    ready_seconds,
+    model_load_seconds: round(info.model?.load_seconds, 2),
+    warmup_ms: round(info.model?.warmup_ms),
+  };
+}
+
 // ---- run
 const started = new Date().toISOString();
 const resolved = await ensureSynthetic(config);
@@ -102,11 +113,17 @@ const raw = await rawCeiling(runnerOptions);
 
 log("starting the gateway (deno task start)");
 // Access logs off (warning level): the benchmark measures the gateway, not log shipping.
+const spawnedAt = performance.now();
 const server = await startTask({ MODEL_SOURCE: "synthetic", LOG_LEVEL: "warning", PORT: String(freePort()) });
 const base = `http://127.0.0.1:${server.port}`;
 let results;
 try {
   await waitReady(server.port, 180_000);
+  // How long a new replica takes to serve once its model is on disk (the capacity model's pod start).
+  const startup = await readiness(base, spawnedAt);
+  log(
+    `ready ${startup.ready_seconds} s after start (model load and warm-up ${startup.model_load_seconds} s)`,
+  );
   const coffee = await Deno.readFile(new URL("coffee.jpg", FIXTURES));
   const large = await Deno.readFile(new URL("chelsea_4000x2660.jpg", FIXTURES));
   await closedLoop(`${base}/predict`, coffee, 4, 3); // warm the server's JIT
@@ -169,6 +186,7 @@ try {
       phase_seconds: SECONDS,
       model: { weights: resolved.weights, sha256: resolved.sha256 },
     },
+    startup,
     decode_preprocess_ms: decode,
     raw_onnxruntime: raw,
     gateway: levels,
@@ -294,6 +312,14 @@ p50 ${r.overload.admitted_latency.p50_ms} / p99 ${r.overload.admitted_latency.p9
 (MAX_QUEUE + MAX_BATCH_SIZE x workers) / admitted rate during the overload + one full batch's service time
 (MAX_BATCH_SIZE x workers / raw ceiling) =
 ${t.admitted_p99_bound_ms} ms.
+
+## Start-up
+
+${
+    r.startup
+      ? `From starting \`deno task start\` (model already on disk) to /ready answering 200: ${r.startup.ready_seconds} s, of which model load and warm-up ${r.startup.model_load_seconds} s (warm-up ${r.startup.warmup_ms} ms).`
+      : "Not measured in this run."
+  }
 
 ## Decode + preprocess (single thread, median of 20 after warm-up)
 
