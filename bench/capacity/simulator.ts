@@ -404,6 +404,9 @@ export interface AutoscalerModel {
   scaleUpPercent: number;
   scaleUpPods: number;
   scaleDownStabilizationSeconds: number;
+  /** scaleDown policy: at most this percent of the pods removed per period. */
+  scaleDownPercent: number;
+  scaleDownPeriodSeconds: number;
   /** From the decision to a ready pod: scheduling, image, init container, model load, probe. */
   podStartSeconds: number;
   /** Readiness is seen at the next probe: uniform in [0, this). */
@@ -448,8 +451,8 @@ export interface ScenarioResult {
 
 /**
  * Poisson arrivals whose rate follows `rate(t)` (t in seconds from the recorded start), spread
- * at random over the ready pods, with the autoscaler adding and removing pods. The warm-up runs
- * at rate(0) from minReplicas so the fleet starts where the HPA would have settled.
+ * at random over the ready pods, with the autoscaler adding and removing pods. The warm-up
+ * (negative t) starts from minReplicas, so the fleet starts where the HPA would have settled.
  */
 export function autoscaled(
   model: PodModel,
@@ -474,8 +477,8 @@ export function autoscaled(
   };
   for (let i = 0; i < auto.minReplicas; i++) addReadyPod();
 
-  // Arrivals: thinning against the largest rate keeps the process Poisson when the rate changes.
-  const rateAt = (ms: number) => rate(Math.max(0, ms - warmup) / 1000);
+  // Each gap is drawn at the current rate; a change of rate is seen from the next arrival on.
+  const rateAt = (ms: number) => rate((ms - warmup) / 1000);
   const arrive = () => {
     const t0 = clock.now;
     if (ready.length === 0) {
@@ -508,6 +511,8 @@ export function autoscaled(
 
   let desiredNow = auto.minReplicas;
   const history: Array<[number, number]> = [];
+  /** Fleet size after each sync, for the scale-down rate limit. */
+  const sizes: Array<[number, number]> = [];
   const reconcile = () => {
     let usage = 0;
     let withMetric = 0;
@@ -529,12 +534,16 @@ export function autoscaled(
     }
     history.push([clock.now, desired]);
     if (desired < current) {
-      // Scale-down waits for the highest recommendation of the stabilization window.
+      // Scale-down waits for the highest recommendation of the stabilization window, and removes
+      // at most scaleDownPercent of the pods the fleet had one period ago.
       const since = clock.now - auto.scaleDownStabilizationSeconds * 1000;
       desired = Math.max(desired, ...history.filter(([t]) => t >= since).map(([, d]) => d));
-      desired = Math.min(desired, current);
+      const periodStart = clock.now - auto.scaleDownPeriodSeconds * 1000;
+      const before = [...sizes].reverse().find(([t]) => t <= periodStart)?.[1] ?? current;
+      desired = Math.min(current, Math.max(desired, Math.floor(before * (1 - auto.scaleDownPercent / 100))));
     }
     desiredNow = desired;
+    sizes.push([clock.now, Math.max(desired, current)]);
     for (let i = current; i < desired; i++) {
       starting++;
       const delay = (auto.podStartSeconds + auto.probePeriodSeconds * random()) * 1000;

@@ -105,6 +105,8 @@ Deno.test("capacity simulator", async (t) => {
       scaleUpPercent: 100,
       scaleUpPods: 4,
       scaleDownStabilizationSeconds: 300,
+      scaleDownPercent: 20,
+      scaleDownPeriodSeconds: 60,
       podStartSeconds: 10,
       probePeriodSeconds: 5,
     };
