@@ -7,6 +7,8 @@ WORKDIR /app
 # onnxruntime-node ships its native binaries for every OS and CPU (288 MB); keep only this
 # image's (45 MB), and drop sharp's musl builds (this base image is glibc). TARGETARCH is set
 # by BuildKit and buildah/podman; without it the build machine's architecture is used.
+# Deno's npm cache is dropped too: node_modules is what runs, and the cache held a second
+# copy of every package (node_modules links to it, so pruning one alone saves nothing).
 COPY deno.json deno.lock ./
 ARG TARGETARCH
 RUN deno install --frozen \
@@ -17,7 +19,8 @@ RUN deno install --frozen \
       && find "$bin/linux" -mindepth 1 -maxdepth 1 ! -name "$ort" -exec rm -rf {} + \
       && test -e "$bin/linux/$ort/onnxruntime_binding.node"; \
     done \
- && rm -rf node_modules/.deno/@img+sharp-linuxmusl-* node_modules/.deno/@img+sharp-libvips-linuxmusl-*
+ && rm -rf node_modules/.deno/@img+sharp-linuxmusl-* node_modules/.deno/@img+sharp-libvips-linuxmusl-* \
+ && rm -rf "${DENO_DIR:-/deno-dir}/npm"
 
 COPY . .
 # Compile the module graph now, not on the first request, nor on every health check: the

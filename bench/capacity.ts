@@ -164,7 +164,9 @@ const targetSweep = candidates.map((target) => {
   );
   return { target, runs, ok };
 });
-const target = (targetSweep.filter((x) => x.ok).at(-1) ?? targetSweep[0]).target;
+// The largest target that keeps the SLOs, and every smaller one too (noise must not pick an outlier).
+const firstMiss = targetSweep.findIndex((x) => !x.ok);
+const target = targetSweep[Math.max(0, (firstMiss < 0 ? targetSweep.length : firstMiss) - 1)].target;
 const targetRate = bisectRate((rate) =>
   openLoop(noShedding, 1, rate, 3000, { seed: 13 }).inFlightPerPod <= target
 );

@@ -80,17 +80,17 @@ export function inputsFrom(results: BenchResults): Inputs {
         r(one)
       } ms and batch ${largest} at ${byBatch[largest]} images/s (${r(runMs(largest))} ms)`,
       "its spread": `log-normal, sigma ${
-        r(pod.batchSigma * 1000) / 1000
+        pod.batchSigma.toFixed(3)
       }, from batch-1 p99/p50 = ${raw.batch1.p99_ms}/${raw.batch1.p50_ms}`,
       "decode + preprocess": `${pod.decodeMs} ms of one core (coffee.jpg median), sigma ${
-        r(pod.decodeSigma * 1000) / 1000
+        pod.decodeSigma.toFixed(3)
       } from its p90 ${decode.p90_ms} ms`,
       "HTTP and telemetry per request": `${
         r(httpMs)
       } ms of the main thread: c=1 p50 ${c1.p50_ms} - raw batch-1 p50 ${raw.batch1.p50_ms} - decode ${decode.median_ms}`,
       "a 503 refusal": `${rejectMs} ms of the main thread (overload phase, refusal p50)`,
       "queue and batch":
-        `MAX_QUEUE ${pod.maxQueue} (varied below), MAX_BATCH_SIZE ${maxBatch}, REQUEST_TIMEOUT_MS ${pod.timeoutMs}`,
+        `the bench ran MAX_QUEUE ${pod.maxQueue} (varied below), MAX_BATCH_SIZE ${maxBatch}, REQUEST_TIMEOUT_MS ${pod.timeoutMs}`,
       "start to ready": `${readySeconds} s from starting \`deno task start\` (model on disk) to /ready = 200`,
     },
   };
