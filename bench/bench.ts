@@ -105,6 +105,7 @@ const resolved = await ensureSynthetic(config);
 const runnerOptions: OrtRunnerOptions = {
   ...resolved,
   name: config.MODEL_NAME,
+  precision: "fp32",
   intraOpThreads: config.INTRA_OP_THREADS,
   spinning: config.INTRA_OP_SPINNING === "on",
 };

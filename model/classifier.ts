@@ -232,6 +232,7 @@ export class Classifier {
         "model.name": info.name,
         "model.version": info.version,
         "model.weights": info.weights,
+        "model.precision": info.precision,
         "inference.batch_size": batchSize,
       });
       return (await job).row;

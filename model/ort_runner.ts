@@ -19,6 +19,8 @@ export interface OrtRunnerOptions {
   weights: Weights;
   sha256: string;
   source: ModelInfo["source"];
+  precision: ModelInfo["precision"];
+  quantization?: ModelInfo["quantization"];
   /** 0 lets onnxruntime choose (one thread per physical core). */
   intraOpThreads: number;
   /**
@@ -87,6 +89,8 @@ export class OrtRunner implements ModelRunner {
       weights: options.weights,
       sha256: options.sha256,
       source: options.source,
+      precision: options.precision,
+      ...(options.quantization ? { quantization: options.quantization } : {}),
       path: options.path,
       inputName: session.inputNames[0],
       outputName: session.outputNames[0],

@@ -4,7 +4,11 @@
  * (ort_runner.ts for onnxruntime-node, worker_runner.ts for a runner in a Worker).
  */
 
+import type { QuantizationReport } from "./precision.ts";
+
 export type Weights = "synthetic" | "pretrained";
+/** The arithmetic the served model runs in (MODEL_PRECISION, unless the int8 quality gate refused it). */
+export type Precision = "fp32" | "int8";
 
 /** The one wording of the synthetic-weights warning: the startup log, `/info` and every prediction carry it. */
 export const SYNTHETIC_WEIGHTS_WARNING =
@@ -18,6 +22,9 @@ export interface ModelInfo {
   weights: Weights;
   sha256: string;
   source: "file" | "zoo" | "synthetic";
+  precision: Precision;
+  /** What MODEL_PRECISION=int8 did: origin, the quality gate's figures and decision. */
+  quantization?: QuantizationReport;
   path: string;
   inputName: string;
   outputName: string;

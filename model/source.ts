@@ -3,8 +3,8 @@
  * disk: a given file, the ONNX model zoo's pretrained ResNet-50 (checksum
  * verified), or a synthetic ResNet-50 built from a seed.
  */
-import type { Config } from "../config.ts";
-import { ZOO_MODEL_BYTES, ZOO_MODEL_SHA256 } from "../config.ts";
+import { type Config, ZOO_INT8_MODEL_URL } from "../config.ts";
+import { ZOO_INT8_MODEL_BYTES, ZOO_INT8_MODEL_SHA256, ZOO_MODEL_BYTES, ZOO_MODEL_SHA256 } from "../config.ts";
 import { logger } from "../observability/logger.ts";
 import type { ModelInfo, Weights } from "./runner.ts";
 import { buildSyntheticResNet50 } from "./synthetic_resnet50.ts";
@@ -27,14 +27,47 @@ export class ModelLoadError extends Error {
 /** Marker our synthetic builder writes into the ONNX producer_version field. */
 const SYNTHETIC_PRODUCER = "synthetic-resnet50";
 
-type ModelConfig = Pick<
-  Config,
-  "MODEL_SOURCE" | "MODEL_PATH" | "MODEL_DIR" | "MODEL_ZOO_URL" | "MODEL_ZOO_SHA256" | "SYNTHETIC_SEED"
->;
+type ModelConfig =
+  & Pick<
+    Config,
+    "MODEL_SOURCE" | "MODEL_PATH" | "MODEL_DIR" | "MODEL_ZOO_URL" | "MODEL_ZOO_SHA256" | "SYNTHETIC_SEED"
+  >
+  & Partial<Pick<Config, "MODEL_ZOO_INT8_URL" | "MODEL_ZOO_INT8_SHA256">>;
 
-export function zooPath(config: ModelConfig): string {
-  const name = new URL(config.MODEL_ZOO_URL).pathname.split("/").pop() || "model.onnx";
+/** One file of the model zoo: where it comes from, its checksum and, for the default file, its size. */
+interface ZooFile {
+  url: string;
+  sha256: string;
+  expectedBytes: number | undefined;
+  what: string;
+}
+
+function zooFile(config: ModelConfig, precision: "fp32" | "int8"): ZooFile {
+  if (precision === "fp32") {
+    return {
+      url: config.MODEL_ZOO_URL,
+      sha256: config.MODEL_ZOO_SHA256,
+      // The size is only known for the default file; a mirror may serve another.
+      expectedBytes: config.MODEL_ZOO_SHA256 === ZOO_MODEL_SHA256 ? ZOO_MODEL_BYTES : undefined,
+      what: "model",
+    };
+  }
+  const sha256 = config.MODEL_ZOO_INT8_SHA256 ?? ZOO_INT8_MODEL_SHA256;
+  return {
+    url: config.MODEL_ZOO_INT8_URL ?? ZOO_INT8_MODEL_URL,
+    sha256,
+    expectedBytes: sha256 === ZOO_INT8_MODEL_SHA256 ? ZOO_INT8_MODEL_BYTES : undefined,
+    what: "int8 model",
+  };
+}
+
+function pathOf(config: ModelConfig, file: ZooFile): string {
+  const name = new URL(file.url).pathname.split("/").pop() || "model.onnx";
   return `${config.MODEL_DIR}/${name}`;
+}
+
+export function zooPath(config: ModelConfig, precision: "fp32" | "int8" = "fp32"): string {
+  return pathOf(config, zooFile(config, precision));
 }
 
 export function syntheticPath(config: ModelConfig): string {
@@ -68,32 +101,41 @@ async function fromFile(path: string): Promise<ResolvedModel> {
 }
 
 /** A cached zoo file is used only if its checksum still matches. */
-async function cachedZoo(config: ModelConfig): Promise<ResolvedModel | undefined> {
-  const path = zooPath(config);
+async function cachedZoo(
+  config: ModelConfig,
+  precision: "fp32" | "int8" = "fp32",
+): Promise<ResolvedModel | undefined> {
+  const file = zooFile(config, precision);
+  const path = pathOf(config, file);
   if (!(await exists(path))) return undefined;
   const sha256 = await sha256File(path);
-  if (sha256 !== config.MODEL_ZOO_SHA256) {
-    logger("model").warn("Cached zoo model {path} has sha256 {sha256}, expected {expected}; ignoring it", {
+  if (sha256 !== file.sha256) {
+    logger("model").warn("Cached zoo {what} {path} has sha256 {sha256}, expected {expected}; ignoring it", {
+      what: file.what,
       path,
       sha256,
-      expected: config.MODEL_ZOO_SHA256,
+      expected: file.sha256,
     });
     return undefined;
   }
   return { path, source: "zoo", weights: "pretrained", sha256 };
 }
 
-async function downloadZoo(config: ModelConfig, fetchImpl?: typeof fetch): Promise<ResolvedModel> {
-  const path = zooPath(config);
+async function downloadZoo(
+  config: ModelConfig,
+  fetchImpl?: typeof fetch,
+  precision: "fp32" | "int8" = "fp32",
+): Promise<ResolvedModel> {
+  const file = zooFile(config, precision);
+  const path = pathOf(config, file);
   await Deno.mkdir(config.MODEL_DIR, { recursive: true });
   const log = logger("model");
-  log.info("Downloading model from {url}", { url: config.MODEL_ZOO_URL });
+  log.info("Downloading {what} from {url}", { what: file.what, url: file.url });
   await downloadVerified({
-    url: config.MODEL_ZOO_URL,
-    sha256: config.MODEL_ZOO_SHA256,
+    url: file.url,
+    sha256: file.sha256,
     dest: path,
-    // The size is only known for the default file; a mirror may serve another.
-    expectedBytes: config.MODEL_ZOO_SHA256 === ZOO_MODEL_SHA256 ? ZOO_MODEL_BYTES : undefined,
+    expectedBytes: file.expectedBytes,
     fetch: fetchImpl,
     onProgress: (received, total) =>
       log.info("Model download: {received_mb} MB of {total_mb} MB", {
@@ -101,7 +143,12 @@ async function downloadZoo(config: ModelConfig, fetchImpl?: typeof fetch): Promi
         total_mb: total ? Math.round(total / 1e6) : "unknown",
       }),
   });
-  return { path, source: "zoo", weights: "pretrained", sha256: config.MODEL_ZOO_SHA256 };
+  return { path, source: "zoo", weights: "pretrained", sha256: file.sha256 };
+}
+
+/** The zoo's int8 ResNet-50: the verified cached file, else a verified download. */
+export async function resolveZooInt8(config: ModelConfig, fetchImpl?: typeof fetch): Promise<ResolvedModel> {
+  return (await cachedZoo(config, "int8")) ?? await downloadZoo(config, fetchImpl, "int8");
 }
 
 /** Builds (or reuses) the synthetic model; written via a temporary file so a crash leaves no half file. */

@@ -7,6 +7,7 @@ import type { Config } from "../config.ts";
 import { logger } from "../observability/logger.ts";
 import { guarded } from "../observability/telemetry_guard.ts";
 import { resolveModel } from "./source.ts";
+import { choosePrecision } from "./precision.ts";
 import type { Tracer } from "@opentelemetry/api";
 import { Batcher } from "./batcher.ts";
 import { Classifier, type ImageInput } from "./classifier.ts";
@@ -37,12 +38,15 @@ export async function loadModel(config: Config, fetchImpl?: typeof fetch): Promi
       path: resolved.path,
     });
   }
+  const served = await choosePrecision(config, resolved, fetchImpl);
   const runnerOptions: OrtRunnerOptions = {
-    path: resolved.path,
+    path: served.path,
     name: config.MODEL_NAME,
     weights: resolved.weights,
-    sha256: resolved.sha256,
+    sha256: served.sha256,
     source: resolved.source,
+    precision: served.precision,
+    ...(served.quantization ? { quantization: served.quantization } : {}),
     intraOpThreads: config.INTRA_OP_THREADS,
     spinning: config.INTRA_OP_SPINNING === "on",
   };
@@ -64,9 +68,10 @@ export async function loadModel(config: Config, fetchImpl?: typeof fetch): Promi
   log.info("Model loaded from {source} in {seconds} s", {
     source: resolved.source,
     seconds: +loadSeconds.toFixed(3),
-    path: resolved.path,
-    sha256: resolved.sha256,
+    path: served.path,
+    sha256: served.sha256,
     weights: resolved.weights,
+    precision: served.precision,
     input: info.inputName,
     output: info.outputName,
     sessions: runners.length,

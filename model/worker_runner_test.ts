@@ -9,7 +9,7 @@ import { WorkerCrashedError, WorkerRunner } from "./worker_runner.ts";
 
 async function options(): Promise<OrtRunnerOptions> {
   const resolved = await ensureSynthetic(testConfig());
-  return { ...resolved, name: "resnet50", intraOpThreads: 1 };
+  return { ...resolved, name: "resnet50", precision: "fp32", intraOpThreads: 1 };
 }
 
 Deno.test("inference worker", async (t) => {

@@ -204,7 +204,25 @@ export function createMetrics(registry: Registry, telemetry: () => TelemetryStat
     modelInfo: new Gauge({
       name: "model_info",
       help: "The model being served; always 1.",
-      labelNames: ["name", "version", "weights", "sha256", "runtime_version"] as const,
+      labelNames: ["name", "version", "weights", "precision", "sha256", "runtime_version"] as const,
+      registers: r,
+    }),
+    int8Agreement: new Gauge({
+      name: "model_int8_top1_agreement_ratio",
+      help:
+        "MODEL_PRECISION=int8: share of held-out photos whose int8 top-1 class is the fp32 one (with synthetic weights: a property of the quantizer, not ImageNet accuracy).",
+      registers: r,
+    }),
+    int8ConfidenceDelta: new Gauge({
+      name: "model_int8_top1_confidence_delta_ratio",
+      help:
+        "MODEL_PRECISION=int8: mean absolute change of the fp32 top-1 class's probability between fp32 and int8, on held-out photos.",
+      registers: r,
+    }),
+    int8Accepted: new Gauge({
+      name: "model_int8_accepted",
+      help:
+        "MODEL_PRECISION=int8: 1 when int8 is served, 0 when the quality gate refused it and fp32 is served.",
       registers: r,
     }),
     buildInfo: new Gauge({

@@ -139,8 +139,17 @@ function refreshModelMetrics({ state, telemetry: { metrics } }: AppDeps): void {
       name: info.name,
       version: info.version,
       weights: info.weights,
+      precision: info.precision,
       sha256: info.sha256,
       runtime_version: info.runtimeVersion,
     }, 1);
+    const q = info.quantization;
+    if (q) {
+      metrics.int8Accepted.set(q.accepted ? 1 : 0);
+      if (q.top1Agreement !== undefined) metrics.int8Agreement.set(q.top1Agreement);
+      if (q.meanAbsTop1ConfidenceDelta !== undefined) {
+        metrics.int8ConfidenceDelta.set(q.meanAbsTop1ConfidenceDelta);
+      }
+    }
   }
 }

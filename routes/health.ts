@@ -1,6 +1,7 @@
 /** Liveness, readiness and service metadata. */
 import type { Context } from "@hono/hono";
 import { type Config, publicConfig } from "../config.ts";
+import type { QuantizationReport } from "../model/precision.ts";
 import type { ModelState } from "../model/state.ts";
 import { SYNTHETIC_WARNING } from "./predict.ts";
 import type { AppEnv } from "./types.ts";
@@ -40,6 +41,27 @@ export function readyHandler(state: ModelState) {
   };
 }
 
+/** The int8 step as /info shows it: snake_case, like the rest of the document. */
+function quantizationView(q: QuantizationReport): Record<string, unknown> {
+  return {
+    origin: q.origin,
+    accepted: q.accepted,
+    ...(q.reason ? { reason: q.reason } : {}),
+    ...(q.method ? { method: q.method } : {}),
+    calibration_dir: q.calibrationDir,
+    ...(q.calibrationImages !== undefined ? { calibration_images: q.calibrationImages } : {}),
+    ...(q.heldOutImages !== undefined ? { held_out_images: q.heldOutImages } : {}),
+    ...(q.top1Agreement !== undefined ? { top1_agreement: q.top1Agreement } : {}),
+    ...(q.meanAbsTop1ConfidenceDelta !== undefined
+      ? { mean_abs_top1_confidence_delta: q.meanAbsTop1ConfidenceDelta }
+      : {}),
+    min_agreement: q.minAgreement,
+    int8_path: q.int8Path,
+    int8_sha256: q.int8Sha256,
+    ...(q.note ? { note: q.note } : {}),
+  };
+}
+
 export function infoHandler(config: Config, state: ModelState, build: BuildInfo) {
   return function info(c: Context<AppEnv>): Response {
     const m = state.classifier?.info;
@@ -52,6 +74,8 @@ export function infoHandler(config: Config, state: ModelState, build: BuildInfo)
           version: m.version,
           weights: m.weights,
           ...(m.weights === "synthetic" ? { warning: SYNTHETIC_WARNING } : {}),
+          precision: m.precision,
+          ...(m.quantization ? { quantization: quantizationView(m.quantization) } : {}),
           sha256: m.sha256,
           source: m.source,
           path: m.path,

@@ -81,7 +81,13 @@ const versionParam = {
 
 const predictExample = {
   request_id: "3f1c2b7e-0c39-4a8e-9d0b-2f4a1f6d2a10",
-  model: { name: "resnet50", version: "f939437d1289", weights: "pretrained", sha256: "f939437d12896eaf..." },
+  model: {
+    name: "resnet50",
+    version: "f939437d1289",
+    weights: "pretrained",
+    precision: "fp32",
+    sha256: "f939437d12896eaf...",
+  },
   weights: "pretrained",
   prediction: { class_id: 967, class_name: "espresso", confidence: 0.83 },
   top_k: [{ class_id: 967, class_name: "espresso", confidence: 0.83 }],

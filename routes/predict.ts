@@ -129,7 +129,13 @@ export function predictHandler(config: Config, state: ModelState, metrics: Metri
       const info = classifier.info;
       const head = {
         request_id: c.get("requestId"),
-        model: { name: info.name, version: info.version, weights: info.weights, sha256: info.sha256 },
+        model: {
+          name: info.name,
+          version: info.version,
+          weights: info.weights,
+          precision: info.precision,
+          sha256: info.sha256,
+        },
         weights: info.weights,
         ...(info.weights === "synthetic" ? { warning: SYNTHETIC_WARNING } : {}),
       };

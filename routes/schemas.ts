@@ -28,6 +28,10 @@ const modelRef = z.object({
     example: "f939437d1289",
   }),
   weights: z.enum(["pretrained", "synthetic"]),
+  precision: z.enum(["fp32", "int8"]).meta({
+    description:
+      "Arithmetic the served model runs in: MODEL_PRECISION, unless the int8 quality gate refused it",
+  }),
   sha256: z.string(),
 });
 
@@ -163,6 +167,10 @@ export const v2ModelMetadata = z.object({
   name: z.string(),
   versions: z.array(z.string()),
   platform: z.string(),
+  parameters: z.object({
+    precision: z.enum(["fp32", "int8"]),
+    weights: z.enum(["pretrained", "synthetic"]),
+  }).meta({ description: "Arithmetic of the served model and whether its weights are pretrained" }),
   inputs: z.array(tensorMetadata),
   outputs: z.array(tensorMetadata),
 });

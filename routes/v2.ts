@@ -116,6 +116,7 @@ function modelMetadata(classifier: Classifier) {
     name: info.name,
     versions: [info.version],
     platform: "onnxruntime_onnx",
+    parameters: { precision: info.precision, weights: info.weights },
     inputs: [
       { name: info.inputName, datatype: "FP32", shape: dims(info.inputShape) },
       { name: IMAGE_INPUT, datatype: "BYTES", shape: [-1] },

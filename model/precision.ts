@@ -1,0 +1,292 @@
+/**
+ * MODEL_PRECISION: decides which file is served, fp32 or int8, and measures
+ * what int8 costs before serving it.
+ *
+ * int8 comes from the model zoo's int8 file (MODEL_SOURCE=zoo), from a model
+ * that is already quantized (served as it is), or is made here: the fp32
+ * model is calibrated on CALIBRATION_DIR and quantized (quantize.ts), cached
+ * in MODEL_DIR under a key of the source's sha256, the calibration set and
+ * the method. Then the quality gate compares int8 with fp32 on the held-out
+ * photos; below INT8_MIN_AGREEMENT, fp32 is served and a WARN says why.
+ */
+import { createHash } from "node:crypto";
+import * as ort from "onnxruntime-node";
+import type { Config } from "../config.ts";
+import { logger } from "../observability/logger.ts";
+import type { CalibrationMethod } from "./calibrate.ts";
+import { type CalibrationSet, loadCalibrationSet } from "./calibration_set.ts";
+import type { Int8Reply, Int8Request } from "./int8_worker.ts";
+import { decodeModel, isQuantized } from "./onnx_graph.ts";
+import type { Agreement } from "./quality_gate.ts";
+import type { Precision } from "./runner.ts";
+import { type ResolvedModel, resolveZooInt8 } from "./source.ts";
+import { sha256File } from "./zoo.ts";
+
+/** Bumped whenever the quantizer's output changes, so cached int8 files are rebuilt. */
+export const QUANTIZER_VERSION = "qdq-v1:bnfold,w-int8-sym-per-channel,a-uint8-asym,relu-fused";
+
+export const SYNTHETIC_NOTE =
+  "Synthetic weights: these figures describe the quantizer (how far int8 arithmetic moves this network's " +
+  "output), not ImageNet accuracy.";
+
+/** What the int8 step did; shown in /info, the startup log and the model_int8_* gauges. */
+export interface QuantizationReport {
+  /** Where the int8 model came from. */
+  origin: "quantized-at-startup" | "zoo" | "pre-quantized";
+  /** Calibration method and set, when quantized here. */
+  method?: CalibrationMethod;
+  calibrationDir: string;
+  calibrationImages?: number;
+  /** Held-out views the gate measured on. */
+  heldOutImages?: number;
+  /** The gate's figures; absent when there is no fp32 model to compare with (pre-quantized file). */
+  top1Agreement?: number;
+  meanAbsTop1ConfidenceDelta?: number;
+  minAgreement: number;
+  /** Whether int8 is served; when not, `reason` says why. */
+  accepted: boolean;
+  reason?: string;
+  int8Path: string;
+  int8Sha256: string;
+  note?: string;
+}
+
+export interface ServedModel {
+  path: string;
+  sha256: string;
+  precision: Precision;
+  quantization?: QuantizationReport;
+}
+
+type PrecisionConfig = Pick<
+  Config,
+  | "MODEL_PRECISION"
+  | "MODEL_DIR"
+  | "CALIBRATION_DIR"
+  | "CALIBRATION_METHOD"
+  | "INT8_MIN_AGREEMENT"
+  | "MODEL_SOURCE"
+  | "MODEL_PATH"
+  | "MODEL_ZOO_URL"
+  | "MODEL_ZOO_SHA256"
+  | "MODEL_ZOO_INT8_URL"
+  | "MODEL_ZOO_INT8_SHA256"
+  | "SYNTHETIC_SEED"
+>;
+
+/** Runs one request in a fresh int8 worker and resolves with its reply. */
+function inWorker(request: Int8Request, transfer: Transferable[]): Promise<Int8Reply> {
+  const worker = new Worker(new URL("./int8_worker.ts", import.meta.url), { type: "module" });
+  return new Promise<Int8Reply>((resolve, reject) => {
+    worker.onmessage = (event: MessageEvent<Int8Reply>) => resolve(event.data);
+    worker.onerror = (event) => {
+      event.preventDefault();
+      reject(new Error(`int8 worker failed: ${event.message}`));
+    };
+    worker.postMessage(request, transfer);
+  }).finally(() => worker.terminate());
+}
+
+/** Copies of the tensors' buffers, to transfer to a worker (the set keeps its own). */
+function buffers(tensors: readonly Float32Array[]): ArrayBuffer[] {
+  return tensors.map((t) => t.slice().buffer);
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+}
+
+function hash(...parts: string[]): string {
+  return createHash("sha256").update(parts.join("\n")).digest("hex");
+}
+
+/** Where the int8 model quantized from `source` with this calibration set and method is cached. */
+export function int8CachePath(
+  config: Pick<Config, "MODEL_DIR">,
+  source: Pick<ResolvedModel, "path" | "sha256">,
+  set: Pick<CalibrationSet, "fingerprint">,
+  method: CalibrationMethod,
+): string {
+  const key = hash(QUANTIZER_VERSION, source.sha256, set.fingerprint, method);
+  const base = (source.path.split("/").pop() ?? "model").replace(/\.onnx$/i, "");
+  return `${config.MODEL_DIR}/${base}-int8-${method}-${key.slice(0, 12)}.onnx`;
+}
+
+/** Quantizes `source` (or reuses the cached result); written via a temporary file. */
+async function quantizeCached(
+  config: PrecisionConfig,
+  source: ResolvedModel,
+  set: CalibrationSet,
+): Promise<{ path: string; sha256: string }> {
+  const method = config.CALIBRATION_METHOD;
+  const path = int8CachePath(config, source, set, method);
+  const log = logger("model");
+  if (await exists(path)) {
+    log.info("Using cached int8 model {path}", { path, method });
+    return { path, sha256: await sha256File(path) };
+  }
+  const t0 = performance.now();
+  log.info("Quantizing {source} to int8: calibrating on {images} views of {dir} ({method})", {
+    source: source.path,
+    images: set.calibration.length,
+    dir: set.dir,
+    method,
+  });
+  const reply = await inWorker(
+    { type: "quantize", fp32Path: source.path, calibration: buffers(set.calibration), method },
+    [],
+  );
+  if (reply.type !== "quantized") {
+    throw new Error(`Quantization failed: ${reply.type === "failed" ? reply.message : reply.type}`);
+  }
+  await Deno.mkdir(config.MODEL_DIR, { recursive: true });
+  const tmp = `${path}.partial-${crypto.randomUUID().slice(0, 8)}`;
+  await Deno.writeFile(tmp, new Uint8Array(reply.bytes));
+  await Deno.rename(tmp, path);
+  log.info(
+    "Quantized to int8 in {seconds} s: {convs} Conv and {adds} Add in int8, {folded} BatchNorm folded",
+    {
+      seconds: +((performance.now() - t0) / 1000).toFixed(1),
+      convs: reply.stats.convs,
+      adds: reply.stats.adds,
+      folded: reply.stats.foldedBatchNorms,
+      calibrated_tensors: reply.stats.tensors,
+      path,
+    },
+  );
+  return { path, sha256: await sha256File(path) };
+}
+
+/**
+ * The gate's figures for this pair of models on this held-out set: cached
+ * beside the int8 file (the runs are deterministic for the same files,
+ * photos and runtime), so a restart does not load the fp32 model again.
+ */
+async function gateFigures(
+  fp32: { path: string; sha256: string },
+  int8: { path: string; sha256: string },
+  set: CalibrationSet,
+): Promise<Agreement> {
+  const key = hash("gate-v1", fp32.sha256, int8.sha256, set.fingerprint, ort.env.versions.node ?? "");
+  const cache = `${int8.path}.gate.json`;
+  try {
+    const cached = JSON.parse(await Deno.readTextFile(cache));
+    if (cached.key === key) return cached.agreement as Agreement;
+  } catch { /* absent or unreadable: measure */ }
+  const reply = await inWorker(
+    { type: "measure", fp32Path: fp32.path, int8Path: int8.path, inputs: buffers(set.heldOut) },
+    [],
+  );
+  if (reply.type !== "measured") {
+    throw new Error(`Quality gate failed: ${reply.type === "failed" ? reply.message : reply.type}`);
+  }
+  await Deno.writeTextFile(cache, JSON.stringify({ key, agreement: reply.agreement }))
+    .catch(() => {/* a read-only cache only costs a re-measure */});
+  return reply.agreement;
+}
+
+/** Whether the ONNX file at `path` is already quantized (QDQ or QOperator). */
+export async function fileIsQuantized(path: string): Promise<boolean> {
+  return isQuantized(decodeModel(await Deno.readFile(path)));
+}
+
+/** Decides what to serve for MODEL_PRECISION, given the resolved (source) model. */
+export async function choosePrecision(
+  config: PrecisionConfig,
+  resolved: ResolvedModel,
+  fetchImpl?: typeof fetch,
+): Promise<ServedModel> {
+  const log = logger("model");
+  const fp32: ServedModel = { path: resolved.path, sha256: resolved.sha256, precision: "fp32" };
+  // A user's file may already be int8, whatever was asked: say what is served.
+  const preQuantized = resolved.source === "file" && await fileIsQuantized(resolved.path);
+  if (config.MODEL_PRECISION === "fp32") return preQuantized ? { ...fp32, precision: "int8" } : fp32;
+
+  const minAgreement = config.INT8_MIN_AGREEMENT;
+  const note = resolved.weights === "synthetic" ? SYNTHETIC_NOTE : undefined;
+  if (preQuantized) {
+    log.info("MODEL_PATH is already quantized; serving it as it is (no fp32 model to measure it against)", {
+      path: resolved.path,
+    });
+    return {
+      ...fp32,
+      precision: "int8",
+      quantization: {
+        origin: "pre-quantized",
+        calibrationDir: config.CALIBRATION_DIR,
+        minAgreement,
+        accepted: true,
+        int8Path: resolved.path,
+        int8Sha256: resolved.sha256,
+        ...(note ? { note } : {}),
+      },
+    };
+  }
+
+  const set = await loadCalibrationSet(config.CALIBRATION_DIR);
+  let int8: { path: string; sha256: string } | undefined;
+  let origin: QuantizationReport["origin"] = "quantized-at-startup";
+  if (resolved.source === "zoo") {
+    try {
+      int8 = await resolveZooInt8(config, fetchImpl);
+      origin = "zoo";
+    } catch (err) {
+      log.warn("The zoo's int8 model is unavailable ({reason}); quantizing the fp32 zoo model here instead", {
+        reason: err instanceof Error ? err.message : String(err),
+      });
+    }
+  }
+  int8 ??= await quantizeCached(config, resolved, set);
+
+  const figures = await gateFigures(fp32, int8, set);
+  const accepted = figures.top1Agreement >= minAgreement;
+  const report: QuantizationReport = {
+    origin,
+    ...(origin === "quantized-at-startup"
+      ? { method: config.CALIBRATION_METHOD, calibrationImages: set.calibration.length }
+      : {}),
+    calibrationDir: set.dir,
+    heldOutImages: figures.images,
+    top1Agreement: figures.top1Agreement,
+    meanAbsTop1ConfidenceDelta: figures.meanAbsTop1ConfidenceDelta,
+    minAgreement,
+    accepted,
+    int8Path: int8.path,
+    int8Sha256: int8.sha256,
+    ...(note ? { note } : {}),
+  };
+  const fields = {
+    top1_agreement: +figures.top1Agreement.toFixed(4),
+    mean_abs_top1_confidence_delta: +figures.meanAbsTop1ConfidenceDelta.toFixed(5),
+    held_out_images: figures.images,
+    min_agreement: minAgreement,
+    origin,
+    ...(note ? { note } : {}),
+  };
+  if (!accepted) {
+    report.reason = `held-out top-1 agreement ${figures.top1Agreement.toFixed(3)} is below ` +
+      `INT8_MIN_AGREEMENT ${minAgreement}`;
+    log.warn(
+      "INT8 REFUSED: {reason} (fp32 and int8 disagree on {disagree} of {images} held-out images); " +
+        "serving fp32. Calibrate on photos like the traffic (CALIBRATION_DIR) or lower INT8_MIN_AGREEMENT.",
+      {
+        ...fields,
+        reason: report.reason,
+        disagree: Math.round((1 - figures.top1Agreement) * figures.images),
+        images: figures.images,
+      },
+    );
+    return { ...fp32, quantization: report };
+  }
+  log.info(
+    "int8 quality gate passed: top-1 agreement with fp32 {top1_agreement}, mean |delta top-1 confidence| " +
+      "{mean_abs_top1_confidence_delta} on {held_out_images} held-out images",
+    fields,
+  );
+  return { path: int8.path, sha256: int8.sha256, precision: "int8", quantization: report };
+}
