@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { captureLogs, testConfig } from "../tests/helpers.ts";
-import { ensureSynthetic, resolveModel, syntheticPath, zooPath } from "./source.ts";
+import { ZOO_INT8_MODEL_BYTES } from "../config.ts";
+import { ensureSynthetic, resolveModel, resolveZooInt8, syntheticPath, zooPath } from "./source.ts";
 import { DownloadError, downloadVerified, sha256File } from "./zoo.ts";
 
 const TMP = "./tests/tmp";
@@ -138,6 +139,46 @@ Deno.test("model sources", async (t) => {
     await assert.rejects(resolveModel(config), /Checksum mismatch/);
     assert.deepEqual(await listDir(config.MODEL_DIR), []);
     await Deno.remove(config.MODEL_DIR, { recursive: true });
+  });
+
+  await t.step("zoo int8: its own file, verified the same way, downloaded once", async () => {
+    await using zoo = serveFile(bytes);
+    const config = testConfig({
+      MODEL_SOURCE: "zoo",
+      MODEL_DIR: await freshDir("zoo8"),
+      MODEL_ZOO_INT8_URL: zoo.url.replace(".onnx", "-int8.onnx"),
+      MODEL_ZOO_INT8_SHA256: synthetic.sha256,
+    });
+    const first = await resolveZooInt8(config);
+    assert.equal(first.path, `${config.MODEL_DIR}/resnet50-v1-12-int8.onnx`);
+    assert.equal(first.path, zooPath(config, "int8"));
+    assert.notEqual(zooPath(config, "int8"), zooPath(config));
+    await resolveZooInt8(config);
+    assert.equal(zoo.hits(), 1);
+    await Deno.remove(config.MODEL_DIR, { recursive: true });
+  });
+
+  await t.step("zoo int8: a wrong checksum or the wrong size is refused and nothing is kept", async () => {
+    const dir = await freshDir("zoo8");
+    {
+      await using zoo = serveFile(payloadOf(1000));
+      const config = testConfig({
+        MODEL_DIR: dir,
+        MODEL_ZOO_INT8_URL: zoo.url,
+        MODEL_ZOO_INT8_SHA256: synthetic.sha256,
+      });
+      await assert.rejects(resolveZooInt8(config), /Checksum mismatch/);
+    }
+    {
+      // The default checksum brings the published size with it: a longer body stops at that size.
+      await using zoo = serveFile(payloadOf(ZOO_INT8_MODEL_BYTES + 1));
+      await assert.rejects(
+        resolveZooInt8(testConfig({ MODEL_DIR: dir, MODEL_ZOO_INT8_URL: zoo.url })),
+        /larger than the expected 25816052 bytes/,
+      );
+    }
+    assert.deepEqual(await listDir(dir), []);
+    await Deno.remove(dir, { recursive: true });
   });
 
   await t.step("auto: falls back to synthetic when the zoo is unreachable", async () => {

@@ -245,7 +245,7 @@ Deno.test("metrics", async (t) => {
     assert.match(text, /inference_workers 1/);
     assert.match(
       text,
-      /model_info\{name="resnet50",version="[0-9a-f]{12}",weights="synthetic",sha256="[0-9a-f]{64}"/,
+      /model_info\{name="resnet50",version="[0-9a-f]{12}",weights="synthetic",precision="fp32",sha256="[0-9a-f]{64}"/,
     );
   });
 
