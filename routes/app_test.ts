@@ -53,8 +53,9 @@ Deno.test("POST /predict", async (t) => {
     const body = await res.json();
     assert.equal(typeof body.request_id, "string");
     assert.equal(res.headers.get("x-request-id"), body.request_id);
-    assert.deepEqual(Object.keys(body.model).sort(), ["name", "sha256", "version", "weights"]);
+    assert.deepEqual(Object.keys(body.model).sort(), ["name", "precision", "sha256", "version", "weights"]);
     assert.equal(body.model.name, "resnet50");
+    assert.equal(body.model.precision, "fp32");
     assert.equal(body.weights, "synthetic");
     assert.match(body.warning, /synthetic/);
     assert.equal(body.top_k.length, 5);

@@ -69,8 +69,16 @@ Deno.test("Open Inference Protocol v2", async (t) => {
   });
 
   await t.step("model metadata: name, versions, platform, inputs and outputs with datatype and shape", () => {
-    assert.deepEqual(Object.keys(meta).sort(), ["inputs", "name", "outputs", "platform", "versions"]);
+    assert.deepEqual(Object.keys(meta).sort(), [
+      "inputs",
+      "name",
+      "outputs",
+      "parameters",
+      "platform",
+      "versions",
+    ]);
     assert.equal(meta.name, "resnet50");
+    assert.deepEqual(meta.parameters, { precision: "fp32", weights: "synthetic" });
     assert.match(version, /^[0-9a-f]{12}$/);
     assert.deepEqual(meta.inputs, [
       { name: "input", datatype: "FP32", shape: [-1, 3, 224, 224] },
