@@ -13,7 +13,8 @@ import { ensureSynthetic } from "../model/source.ts";
 import type { OrtRunnerOptions } from "../model/ort_runner.ts";
 import { WorkerRunner } from "../model/worker_runner.ts";
 import { loadConfig } from "../config.ts";
-import { freePort, startTask, waitReady } from "../tests/gateway_process.ts";
+import { freePort, metricValue, startTask, waitReady } from "../tests/gateway_process.ts";
+import { choosePrecision } from "../model/precision.ts";
 import {
   closedLoop,
   type LoadResult,
@@ -99,6 +100,86 @@ async function readiness(base: string, spawnedAt: number) {
   };
 }
 
+/** Mean seconds per stage from the gateway's stage histograms: sums and counts, to diff two scrapes. */
+async function stageTotals(port: number): Promise<Record<string, { sum: number; count: number }>> {
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { connection: "close" } });
+  const text = await res.text();
+  const totals: Record<string, { sum: number; count: number }> = {};
+  for (
+    const m of text.matchAll(/^inference_stage_duration_seconds_(sum|count)\{stage="(\w+)"\} ([\d.e+-]+)$/gm)
+  ) {
+    totals[m[2]] ??= { sum: 0, count: 0 };
+    totals[m[2]][m[1] as "sum" | "count"] = Number(m[3]);
+  }
+  return totals;
+}
+
+/** Mean ms per request of each stage between two scrapes. */
+function stageMeans(
+  before: Record<string, { sum: number; count: number }>,
+  after: Record<string, { sum: number; count: number }>,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [stage, a] of Object.entries(after)) {
+    const b = before[stage] ?? { sum: 0, count: 0 };
+    const n = a.count - b.count;
+    if (n > 0) out[stage] = round(((a.sum - b.sum) / n) * 1000, 2);
+  }
+  return out;
+}
+
+const rssOf = (port: number) => metricValue(port, /^process_resident_memory_bytes (\d+)$/m);
+
+/**
+ * The same gateway at MODEL_PRECISION=int8: the raw int8 ceiling, c=1 (with where the time goes)
+ * and c=16, and RSS. The int8 model is quantized first (or taken from the cache) and must pass the gate.
+ */
+async function int8Phases(coffee: Uint8Array<ArrayBuffer>) {
+  const int8Config = { ...config, MODEL_SOURCE: "synthetic" as const, MODEL_PRECISION: "int8" as const };
+  const served = await choosePrecision(int8Config, resolved);
+  if (served.precision !== "int8") {
+    throw new Error(`The int8 model was refused: ${served.quantization?.reason ?? "unknown reason"}`);
+  }
+  const raw8 = await rawCeiling({
+    ...runnerOptions,
+    path: served.path,
+    sha256: served.sha256,
+    precision: "int8",
+  });
+  log("starting the gateway at MODEL_PRECISION=int8");
+  const gw = await startTask({
+    MODEL_SOURCE: "synthetic",
+    MODEL_PRECISION: "int8",
+    LOG_LEVEL: "warning",
+    PORT: String(freePort()),
+  });
+  const url = `http://127.0.0.1:${gw.port}/predict`;
+  try {
+    await waitReady(gw.port, 300_000);
+    await closedLoop(url, coffee, 4, 3);
+    const before = await stageTotals(gw.port);
+    const c1 = await closedLoop(url, coffee, 1, SECONDS);
+    const stages = stageMeans(before, await stageTotals(gw.port));
+    log(`int8 c=1: ${c1.throughput_rps} req/s, p50 ${c1.p50_ms} ms; stages ${JSON.stringify(stages)}`);
+    const before16 = await stageTotals(gw.port);
+    const c16 = await closedLoop(url, coffee, 16, SECONDS);
+    const stages16 = stageMeans(before16, await stageTotals(gw.port));
+    log(`int8 c=16: ${c16.throughput_rps} req/s, p50 ${c16.p50_ms} p99 ${c16.p99_ms} ms`);
+    const rss = await rssOf(gw.port);
+    return {
+      model: { sha256: served.sha256, quantization: served.quantization },
+      raw_onnxruntime: raw8,
+      gateway: [c1, c16],
+      stages_c1_ms: stages,
+      stages_c16_ms: stages16,
+      rss_bytes: rss,
+    };
+  } finally {
+    gw.child.kill("SIGTERM");
+    await gw.status;
+  }
+}
+
 // ---- run
 const started = new Date().toISOString();
 const resolved = await ensureSynthetic(config);
@@ -117,7 +198,8 @@ log("starting the gateway (deno task start)");
 const spawnedAt = performance.now();
 const server = await startTask({ MODEL_SOURCE: "synthetic", LOG_LEVEL: "warning", PORT: String(freePort()) });
 const base = `http://127.0.0.1:${server.port}`;
-let results;
+// deno-lint-ignore no-explicit-any
+let results: any;
 try {
   await waitReady(server.port, 180_000);
   // How long a new replica takes to serve once its model is on disk (the capacity model's pod start).
@@ -157,6 +239,7 @@ try {
   const health = await probeHealth(`${base}/health`, saturation);
   await saturation;
   log(`/health under saturation: p99 ${health.p99_ms} ms`);
+  const fp32Rss = await rssOf(server.port);
   const largeRun = await closedLoop(`${base}/predict`, large, 16, SECONDS);
   log(`4000x2660 at c=16: ${largeRun.throughput_rps} req/s`);
   const sustainable = levels.find((l) => l.concurrency === 16)!.throughput_rps;
@@ -190,6 +273,7 @@ try {
     startup,
     decode_preprocess_ms: decode,
     raw_onnxruntime: raw,
+    fp32_rss_bytes: fp32Rss,
     gateway: levels,
     health_under_saturation_c16: health,
     large_photo_c16: largeRun,
@@ -210,6 +294,24 @@ try {
 } finally {
   server.child.kill("SIGTERM");
   await server.status;
+}
+
+// int8 after fp32, with the fp32 gateway stopped: the two never share the cores.
+{
+  const coffee = await Deno.readFile(new URL("coffee.jpg", FIXTURES));
+  const int8 = await int8Phases(coffee);
+  const fp32c1 = results.gateway.find((l: LoadResult) => l.concurrency === 1)!;
+  const fp32c16 = results.gateway.find((l: LoadResult) => l.concurrency === 16)!;
+  const [c1, c16] = int8.gateway;
+  results.int8 = int8;
+  results.int8_ratios = {
+    raw_int8_over_raw_fp32: round(int8.raw_onnxruntime.best_images_per_s / raw.best_images_per_s, 2),
+    c16_int8_over_c16_fp32: round(c16.throughput_rps / fp32c16.throughput_rps, 2),
+    int8_c1_p50_ms: c1.p50_ms,
+    fp32_c1_p50_ms: fp32c1.p50_ms,
+    int8_c16_over_int8_ceiling: round(c16.throughput_rps / int8.raw_onnxruntime.best_images_per_s, 3),
+    rss_int8_over_rss_fp32: round(int8.rss_bytes / results.fp32_rss_bytes, 2),
+  };
 }
 
 await Deno.mkdir(OUT, { recursive: true });
@@ -234,6 +336,53 @@ function renderMarkdown(r: any): string {
     } |`
   ).join("\n");
   const d = r.decode_preprocess_ms;
+  const q = r.int8_ratios;
+  const i8 = r.int8;
+  const gate = i8.model.quantization;
+  const mb = (b: number) => round(b / 2 ** 20);
+  const stageRow = (s: Record<string, number>) =>
+    ["read_body", "decode", "preprocess", "queue_wait", "inference", "postprocess"].map((k) => s[k] ?? "-")
+      .join(
+        " | ",
+      );
+  const int8Section = `## fp32 and int8 (MODEL_PRECISION)
+
+Same run, same photo, same settings; the int8 gateway ran after the fp32 one was stopped. The int8 model is the
+synthetic ResNet-50 quantized at startup (BatchNorm folded, per-channel int8 weights, uint8 activations,
+${gate.method} calibration on ${gate.calibrationImages} views); quality gate on ${gate.heldOutImages} held-out views:
+top-1 agreement with fp32 ${gate.top1Agreement}, mean |delta top-1 confidence| ${
+    round(gate.meanAbsTop1ConfidenceDelta, 5)
+  } (synthetic weights: these describe the quantizer, not ImageNet accuracy).
+
+| | fp32 | int8 | int8 / fp32 |
+| --- | --- | --- | --- |
+| raw ceiling, images/s (best batch) | ${r.raw_onnxruntime.best_images_per_s} | ${i8.raw_onnxruntime.best_images_per_s} | ${q.raw_int8_over_raw_fp32} |
+| raw batch-1 latency p50, ms | ${r.raw_onnxruntime.batch1.p50_ms} | ${i8.raw_onnxruntime.batch1.p50_ms} | ${
+    round(i8.raw_onnxruntime.batch1.p50_ms / r.raw_onnxruntime.batch1.p50_ms, 2)
+  } |
+| gateway c=1: req/s, p50 ms | ${r.gateway[0].throughput_rps}, ${q.fp32_c1_p50_ms} | ${
+    i8.gateway[0].throughput_rps
+  }, ${q.int8_c1_p50_ms} | ${round(i8.gateway[0].throughput_rps / r.gateway[0].throughput_rps, 2)} |
+| gateway c=16: req/s (p99 ms) | ${r.gateway.find((g: LoadResult) => g.concurrency === 16).throughput_rps} (${
+    r.gateway.find((g: LoadResult) => g.concurrency === 16).p99_ms
+  }) | ${i8.gateway[1].throughput_rps} (${i8.gateway[1].p99_ms}) | ${q.c16_int8_over_c16_fp32} |
+| gateway c=16 / own raw ceiling | ${round(t.c16_throughput_over_ceiling * 100)}% | ${
+    round(q.int8_c16_over_int8_ceiling * 100)
+  }% | |
+| RSS after c=16, MiB | ${mb(r.fp32_rss_bytes)} | ${mb(i8.rss_bytes)} | ${q.rss_int8_over_rss_fp32} |
+
+Where an int8 request's time goes (mean ms per request from the gateway's stage histograms):
+
+| phase | read_body | decode | preprocess | queue_wait | inference | postprocess |
+| --- | --- | --- | --- | --- | --- | --- |
+| int8 c=1 | ${stageRow(i8.stages_c1_ms)} |
+| int8 c=16 | ${stageRow(i8.stages_c16_ms)} |
+
+At c=1 the stage means sum to ${
+    round(Object.values(i8.stages_c1_ms as Record<string, number>).reduce((a, b) => a + b, 0), 1)
+  } ms against a client p50 of ${q.int8_c1_p50_ms} ms: what the stages leave out is HTTP and the hand-offs
+between the event loop and the workers. At c=16 queue_wait is the backlog of 16 clients, not a cost.
+`;
   return `# Benchmark results
 
 Generated by \`deno task bench\` on ${r.started}. Every figure below comes from this one run on this machine
@@ -280,6 +429,16 @@ ResNet-50 (4.09 GMAC/image). Photo: \`coffee.jpg\` (600x400 progressive JPEG) un
 | overload: admitted p99 within the queue bound (${t.admitted_p99_bound_ms} ms) | ${t.overload_admitted_p99_ms} ms | ${
     mark(t.overload_admitted_p99_ms <= t.admitted_p99_bound_ms)
   } |
+| int8: raw ceiling >= 2.5 x raw fp32 | ${q.raw_int8_over_raw_fp32} x | ${
+    mark(q.raw_int8_over_raw_fp32 >= 2.5)
+  } |
+| int8: gateway c=16 >= 2.0 x gateway fp32 c=16 | ${q.c16_int8_over_c16_fp32} x | ${
+    mark(q.c16_int8_over_c16_fp32 >= 2.0)
+  } |
+| int8: c=1 p50 <= 25 ms | ${q.int8_c1_p50_ms} ms | ${mark(q.int8_c1_p50_ms <= 25)} |
+| fp32: c=16 still >= 90% of its raw ceiling (with int8 in the build) | ${
+    round(t.c16_throughput_over_ceiling * 100)
+  }% | ${mark(t.c16_throughput_over_ceiling >= 0.9)} |
 
 ## Raw onnxruntime (the ceiling)
 
@@ -321,7 +480,9 @@ ${
       ? `From starting \`deno task start\` (model already on disk) to /ready answering 200: ${r.startup.ready_seconds} s, of which model load and warm-up ${r.startup.model_load_seconds} s (warm-up ${r.startup.warmup_ms} ms).`
       : "Not measured in this run."
   }
+}
 
+${int8Section}
 ## Decode + preprocess (single thread, median of 20 after warm-up)
 
 | photo | median ms | p90 ms |
