@@ -192,7 +192,12 @@ async function gateFigures(
 
 /** Whether the ONNX file at `path` is already quantized (QDQ or QOperator). */
 export async function fileIsQuantized(path: string): Promise<boolean> {
-  return isQuantized(decodeModel(await Deno.readFile(path)));
+  try {
+    return isQuantized(decodeModel(await Deno.readFile(path)));
+  } catch {
+    // Not a readable ONNX file: onnxruntime reports that, with the path, when it loads it.
+    return false;
+  }
 }
 
 /** Decides what to serve for MODEL_PRECISION, given the resolved (source) model. */
