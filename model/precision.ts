@@ -87,7 +87,7 @@ function inWorker(request: Int8Request, transfer: Transferable[]): Promise<Int8R
   }).finally(() => worker.terminate());
 }
 
-/** Copies of the tensors' buffers, to transfer to a worker (the set keeps its own). */
+/** Copies of the tensors' buffers, transferred to the worker (the set keeps its own). */
 function buffers(tensors: readonly Float32Array[]): ArrayBuffer[] {
   return tensors.map((t) => t.slice().buffer);
 }
@@ -137,10 +137,8 @@ async function quantizeCached(
     dir: set.dir,
     method,
   });
-  const reply = await inWorker(
-    { type: "quantize", fp32Path: source.path, calibration: buffers(set.calibration), method },
-    [],
-  );
+  const calibration = buffers(set.calibration);
+  const reply = await inWorker({ type: "quantize", fp32Path: source.path, calibration, method }, calibration);
   if (reply.type !== "quantized") {
     throw new Error(`Quantization failed: ${reply.type === "failed" ? reply.message : reply.type}`);
   }
@@ -178,10 +176,8 @@ async function gateFigures(
     const cached = JSON.parse(await Deno.readTextFile(cache));
     if (cached.key === key) return cached.agreement as Agreement;
   } catch { /* absent or unreadable: measure */ }
-  const reply = await inWorker(
-    { type: "measure", fp32Path: fp32.path, int8Path: int8.path, inputs: buffers(set.heldOut) },
-    [],
-  );
+  const inputs = buffers(set.heldOut);
+  const reply = await inWorker({ type: "measure", fp32Path: fp32.path, int8Path: int8.path, inputs }, inputs);
   if (reply.type !== "measured") {
     throw new Error(`Quality gate failed: ${reply.type === "failed" ? reply.message : reply.type}`);
   }
