@@ -1,7 +1,8 @@
 /**
  * `deno task model:fetch` and `deno task model:synth`: prepare the model
  * cache ahead of time (for example while building a container image), with
- * the same configuration variables the server reads.
+ * the same configuration variables the server reads. With MODEL_PRECISION=int8
+ * they also quantize (or download) the int8 model and run its quality gate.
  */
 import { ConfigError, loadConfig } from "../config.ts";
 import { configureLogging, shutdownLogging } from "../observability/logger.ts";
@@ -20,6 +21,17 @@ try {
     ? await resolveModel({ ...config, MODEL_SOURCE: "zoo" })
     : await ensureSynthetic(config);
   console.error(`${resolved.path} (${resolved.weights} weights, sha256 ${resolved.sha256})`);
+  if (config.MODEL_PRECISION === "int8") {
+    // Loaded only here: fp32 preparation does not need the native runtime.
+    const { choosePrecision } = await import("./precision.ts");
+    const served = await choosePrecision({ ...config, MODEL_SOURCE: resolved.source }, resolved);
+    const q = served.quantization;
+    console.error(
+      `${q?.int8Path} (int8, ${
+        q?.accepted ? "accepted" : `refused: ${q?.reason}`
+      }, top-1 agreement ${q?.top1Agreement})`,
+    );
+  }
 } catch (err) {
   console.error(err instanceof ConfigError || err instanceof Error ? err.message : String(err));
   exitCode = 1;
