@@ -133,7 +133,7 @@ Deno.test("BatchNorm folding", async (t) => {
     const bytes = await Deno.readFile(source.path);
     const { model: folded, folded: count } = foldBatchNorm(decodeModel(bytes));
     assert.equal(count, 53);
-    const set = await loadCalibrationSet("./tests/fixtures/images");
+    const set = await loadCalibrationSet("./model/calibration");
     // Whole photos, calibration and held-out alike: 4 images in one batch.
     const photos = [set.calibration[0], set.calibration[2], set.heldOut[0], set.heldOut[10]];
     const batch = new Float32Array(photos.length * photos[0].length);

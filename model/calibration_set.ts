@@ -14,8 +14,8 @@
 import { createHash } from "node:crypto";
 import { decodeImage, type RawImage } from "../image/decode.ts";
 import { readImageHeader } from "../image/image_header.ts";
+import { JPEG_MIN_DECODE_SHORT_SIDE } from "../image/prepare.ts";
 import { CROP_SIZE, preprocess } from "../image/preprocess.ts";
-import { JPEG_MIN_DECODE_SHORT_SIDE } from "./classifier.ts";
 
 /** Fewer photos are read, so a huge directory cannot make startup unbounded. */
 export const MAX_CALIBRATION_PHOTOS = 64;
@@ -97,7 +97,7 @@ export function views(image: RawImage): Float32Array[] {
   });
 }
 
-/** Reads and splits the photos of `dir` (JPEG and PNG, judged by their bytes; others are skipped). */
+/** Reads and splits the photos of `dir` (.jpg, .jpeg, .png, .webp; other files are skipped). */
 export async function loadCalibrationSet(dir: string): Promise<CalibrationSet> {
   const entries: Array<{ file: string; bytes: Uint8Array }> = [];
   let names: string[];
@@ -110,13 +110,13 @@ export async function loadCalibrationSet(dir: string): Promise<CalibrationSet> {
   }
   for (const file of names) {
     if (entries.length >= MAX_CALIBRATION_PHOTOS) break;
-    if (!/\.(jpe?g|png)$/i.test(file)) continue;
+    if (!/\.(jpe?g|png|webp)$/i.test(file)) continue;
     entries.push({ file, bytes: await Deno.readFile(`${dir}/${file}`) });
   }
   const photos = splitScenes(entries.map((e) => e.file));
   if (!photos.some((p) => p.heldOut) || photos.every((p) => p.heldOut)) {
     throw new CalibrationError(
-      `CALIBRATION_DIR ${dir} needs JPEG or PNG photos of at least two scenes (the part of the name before ` +
+      `CALIBRATION_DIR ${dir} needs photos (JPEG, PNG or WebP) of at least two scenes (the part of the name before ` +
         `the first _, - or .): one to calibrate on and one held out to measure; it has ${photos.length}`,
     );
   }
@@ -128,7 +128,7 @@ export async function loadCalibrationSet(dir: string): Promise<CalibrationSet> {
     hash.update(`\n${photo.file}\t${photo.heldOut ? "held-out" : "calibration"}\t`).update(bytes);
     let image: RawImage;
     try {
-      // Decoded as requests are: large JPEGs at a reduced DCT scale.
+      // Decoded as requests are: large JPEGs at a reduced DCT scale, turned upright by their EXIF tag.
       image = await decodeImage(bytes, readImageHeader(bytes), { minShortSide: JPEG_MIN_DECODE_SHORT_SIDE });
     } catch (err) {
       throw new CalibrationError(

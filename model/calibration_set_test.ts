@@ -13,12 +13,12 @@ Deno.test("calibration set", async (t) => {
     assert.deepEqual(splitScenes(["a.png", "b.png"]).map((p) => p.heldOut), [false, true]);
   });
 
-  await t.step("the shipped photos: two scenes held out, five to calibrate on", async () => {
-    const set = await loadCalibrationSet("./tests/fixtures/images");
-    const held = [...new Set(set.photos.filter((p) => p.heldOut).map((p) => p.scene))];
-    assert.deepEqual(held, ["chelsea", "rocket"]);
-    assert.equal(set.calibration.length, 2 * 7);
-    assert.equal(set.heldOut.length, 10 * 5);
+  await t.step("the shipped photos: four scenes held out, nine to calibrate on", async () => {
+    const set = await loadCalibrationSet("./model/calibration");
+    const held = set.photos.filter((p) => p.heldOut).map((p) => p.scene);
+    assert.deepEqual(held, ["camera", "coffee", "ihc", "retina"]);
+    assert.equal(set.calibration.length, 2 * 9);
+    assert.equal(set.heldOut.length, 10 * 4);
     assert.ok(set.heldOut.every((v) => v.length === TENSOR_SIZE && v.every(Number.isFinite)));
     assert.match(set.fingerprint, /^[0-9a-f]{64}$/);
   });

@@ -58,7 +58,7 @@ Deno.test("MODEL_PRECISION", async (t) => {
     assert.equal(served.precision, "int8");
     assert.equal(q.accepted, true);
     assert.equal(q.origin, "quantized-at-startup");
-    assert.equal(q.heldOutImages, 50);
+    assert.equal(q.heldOutImages, 40);
     assert.ok(q.top1Agreement! >= 0.9, `agreement ${q.top1Agreement}`);
     assert.ok(q.meanAbsTop1ConfidenceDelta! < 0.01);
     assert.match(q.note!, /describe the quantizer .*not ImageNet accuracy/);

@@ -35,7 +35,7 @@ Deno.test("deno task start serves int8 with its measured accuracy cost", async (
       assert.equal(info.model.quantization.accepted, true);
       assert.equal(info.model.quantization.origin, "quantized-at-startup");
       assert.ok(info.model.quantization.top1_agreement >= 0.9);
-      assert.equal(info.model.quantization.held_out_images, 50);
+      assert.equal(info.model.quantization.held_out_images, 40);
       assert.match(info.model.quantization.note, /not ImageNet accuracy/);
       assert.equal(info.config.MODEL_PRECISION, "int8");
     });
