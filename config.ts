@@ -4,6 +4,7 @@
  * variable, the value and what it accepts.
  */
 import { z } from "zod";
+import { formatCidr, parseCidr } from "./server/client_address.ts";
 
 export const ZOO_MODEL_URL =
   "https://github.com/onnx/models/raw/main/validated/vision/classification/resnet/model/resnet50-v1-12.onnx";
@@ -90,6 +91,12 @@ export const configSchema = z.object({
   MAX_QUEUE: int(1, 100_000, 32),
   /** A request that has not reached the model by then is answered 504 and dropped. */
   REQUEST_TIMEOUT_MS: int(1, 600_000, 5000),
+  /**
+   * After SIGTERM, /ready answers 503 at once but everything is served this much longer, so load balancers
+   * take the instance out before its listener closes.
+   */
+  SHUTDOWN_DELAY_MS: int(0, 600_000, 0),
+  /** After the delay, how long the requests on open connections get to be answered before they are cut. */
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000, 10_000),
   /** A request body not fully received by then is answered 408 (a slow uploader cannot hold a queue place). */
   BODY_TIMEOUT_MS: int(100, 600_000, 30_000),
@@ -104,6 +111,22 @@ export const configSchema = z.object({
    * `ignore` classifies them as stored, as torchvision's `PIL.Image.open` does (strict parity).
    */
   EXIF_ORIENTATION: z.enum(["apply", "ignore"], { error: "apply or ignore" }).default("apply"),
+  /** Peers whose X-Forwarded-For / Forwarded headers name the client; nobody's by default. */
+  TRUSTED_PROXIES: z.string().transform((text, ctx) => {
+    const ranges: string[] = [];
+    for (const item of text.split(/[\s,]+/).filter(Boolean)) {
+      const cidr = parseCidr(item);
+      if (!cidr) {
+        ctx.addIssue({
+          code: "custom",
+          message: `a comma-separated list of IPv4 or IPv6 addresses or CIDR ranges ("${item}" is neither)`,
+        });
+        return z.NEVER;
+      }
+      ranges.push(formatCidr(cidr));
+    }
+    return ranges;
+  }).default([]),
   LOG_LEVEL: z.enum(LOG_LEVELS, { error: `one of ${LOG_LEVELS.join(", ")}` }).default("info"),
   /** Requests slower than this count against the latency objective; slow traces are always kept. */
   LATENCY_OBJECTIVE_MS: int(1, 600_000, 300),

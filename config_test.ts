@@ -16,6 +16,16 @@ Deno.test("config", async (t) => {
     assert.equal(c.LOG_LEVEL, "info");
     assert.equal(c.EXIF_ORIENTATION, "apply");
     assert.equal(c.MODEL_PATH, undefined);
+    assert.equal(c.SHUTDOWN_DELAY_MS, 0);
+    assert.deepEqual(c.TRUSTED_PROXIES, []);
+  });
+
+  await t.step("TRUSTED_PROXIES takes IPv4 and IPv6 addresses and ranges, separated by commas or spaces", () => {
+    assert.deepEqual(parse({ TRUSTED_PROXIES: "10.0.0.0/8, 2001:DB8::/32 127.0.0.2" }).TRUSTED_PROXIES, [
+      "10.0.0.0/8",
+      "2001:db8::/32",
+      "127.0.0.2/32",
+    ]);
   });
 
   await t.step("values are coerced from strings", () => {
@@ -42,6 +52,11 @@ Deno.test("config", async (t) => {
     [{ EXIF_ORIENTATION: "rotate" }, /EXIF_ORIENTATION="rotate" is invalid: expected apply or ignore/],
     [{ MODEL_ZOO_URL: "ftp://x/y" }, /MODEL_ZOO_URL="ftp:\/\/x\/y" is invalid: expected an http\(s\) URL/],
     [{ MODEL_ZOO_SHA256: "XYZ" }, /MODEL_ZOO_SHA256="XYZ" is invalid: expected 64 lowercase hex digits/],
+    [
+      { TRUSTED_PROXIES: "10.0.0.0/8,10.0.0.0/33" },
+      /TRUSTED_PROXIES="10.0.0.0\/8,10.0.0.0\/33" is invalid: expected a comma-separated list of IPv4 or IPv6 addresses or CIDR ranges \("10.0.0.0\/33" is neither\)/,
+    ],
+    [{ SHUTDOWN_DELAY_MS: "-5" }, /SHUTDOWN_DELAY_MS="-5" is invalid: expected an integer from 0 to 600000/],
   ];
   for (const [env, message] of bad) {
     await t.step(`rejects ${JSON.stringify(env)}`, () => {

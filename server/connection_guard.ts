@@ -1,11 +1,16 @@
 /**
  * The public listener. Deno.serve has no header timeout, idle timeout or
- * connection cap (denoland/deno#3515): a client that opens connections and
- * never sends holds them forever. So the public port is a plain TCP listener
- * that enforces those three limits and relays bytes to the HTTP server, which
- * listens on loopback only. A relay on loopback costs about a tenth of a
- * millisecond per request against ~50 ms of inference.
+ * connection cap (denoland/deno#3515), takes no socket from elsewhere, and on
+ * shutdown drops a request that arrives on a kept-alive connection. So the
+ * public port is a plain TCP listener that enforces those limits and relays
+ * bytes to the HTTP server, which listens on loopback only.
+ *
+ * The relay reads HTTP/1.1 framing as the bytes pass (./http_framing.ts), so
+ * it knows when a request is on a connection. That is what lets a drain lose
+ * nothing: a connection is closed only between requests, and the response
+ * that ends it says `Connection: close`.
  */
+import { Http1Framer, withConnectionClose } from "./http_framing.ts";
 
 export type RefusalReason = "connection_limit" | "header_timeout" | "idle_timeout";
 
@@ -15,160 +20,419 @@ export interface ConnectionGuardOptions {
   /** Where the HTTP server listens (loopback). */
   upstream: { hostname: string; port: number };
   /** Open client connections; past this, new ones get a 503 and are closed. */
-  maxConnections?: number;
-  /** A new connection must send its first request's headers within this. */
-  headerTimeoutMs?: number;
+  maxConnections: number;
+  /** A request's headers must arrive within this (from the connection's start for the first one). */
+  headerTimeoutMs: number;
   /** A connection with no bytes either way for this long is closed. */
-  idleTimeoutMs?: number;
+  idleTimeoutMs: number;
   /** Called for each connection refused or closed by a limit (metrics, logs). Must not throw. */
   onRefused?: (reason: RefusalReason) => void;
   /** Called with the number of open client connections whenever it changes. */
   onOpenChange?: (open: number) => void;
 }
 
-export interface ConnectionGuard {
-  readonly addr: Deno.NetAddr;
-  /** Open client connections now. */
-  readonly open: number;
-  /** Stops accepting; open connections keep being relayed. */
-  stopAccepting(): void;
-  /** Closes every connection still open. */
-  closeAll(): void;
-  /** Resolves when the accept loop has ended. */
-  readonly finished: Promise<void>;
+export interface DrainReport {
+  /** Whether the timeout ended the drain. */
+  timedOut: boolean;
+  /** Requests on connections the timeout closed: they got no complete response. */
+  cut: number;
+  /**
+   * Requests that reached a connection after the guard had closed it for having
+   * none on it: the race every HTTP/1.1 server has with a client reusing an idle
+   * connection. Clients see the connection close before sending, or retry.
+   */
+  late: number;
 }
 
-const CHUNK = 16 * 1024;
+export interface ConnectionGuard {
+  /** The public address. */
+  readonly addr: Deno.NetAddr;
+  /** The client behind a relayed connection, by the local port of the guard's connection to the server. */
+  clientOf(upstreamPort: number): Deno.NetAddr | undefined;
+  /**
+   * Closes the listener and drains: each request on a connection, or arriving
+   * on one, is relayed and its response, marked `Connection: close`, forwarded
+   * in full before the connection closes. A connection without a request is
+   * closed after a short grace. Resolves when every connection is closed, or
+   * at `timeoutMs`, when the rest are cut.
+   */
+  drain(timeoutMs: number): Promise<DrainReport>;
+}
+
+/** Uploads are large (a photo is ~100 KB): fewer, larger reads. */
+const REQUEST_BUFFER = 64 * 1024;
+/** Answers are small JSON. */
+const RESPONSE_BUFFER = 16 * 1024;
+/**
+ * During a drain, a connection without a request is closed after this long
+ * without one: time enough for a client that sends continuously to send its
+ * next request (answered with `Connection: close`), little enough not to hold
+ * the exit.
+ */
+const DRAIN_IDLE_GRACE_MS = 1000;
+/** After the guard's FIN, how long it reads (and discards) until the client's, so no reset destroys the answer. */
+const LINGER_MS = 2000;
+
+/** The gateway's problem type (routes/problem.ts); the guard answers before any route does. */
 const OVER_CAPACITY_BODY = JSON.stringify({
-  type: "about:blank",
+  type: "urn:inference-gateway:problem:overloaded",
   title: "Server overloaded",
   status: 503,
-  code: "overloaded",
   detail: "The server has reached its connection limit; retry shortly",
+  code: "overloaded",
 });
 const OVER_CAPACITY = new TextEncoder().encode(
   "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\nretry-after: 1\r\n" +
     `connection: close\r\ncontent-length: ${OVER_CAPACITY_BODY.length}\r\n\r\n${OVER_CAPACITY_BODY}`,
 );
-const HEADER_END = [13, 10, 13, 10];
 
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   let written = 0;
   while (written < bytes.byteLength) written += await conn.write(bytes.subarray(written));
 }
 
-export function guardConnections(options: ConnectionGuardOptions): ConnectionGuard {
-  const {
-    maxConnections = 1024,
-    headerTimeoutMs = 10_000,
-    idleTimeoutMs = 60_000,
-    onRefused = () => {},
-    onOpenChange = () => {},
-  } = options;
-  const listener = Deno.listen({ hostname: options.hostname, port: options.port });
-  const open = new Set<Deno.Conn>();
-  const refuse = (reason: RefusalReason) => {
-    try {
-      onRefused(reason);
-    } catch { /* telemetry never breaks serving */ }
-  };
-  const changed = () => {
-    try {
-      onOpenChange(open.size);
-    } catch { /* as above */ }
-  };
+function closeQuietly(conn: Deno.Conn | undefined): void {
+  try {
+    conn?.close();
+  } catch { /* already closed */ }
+}
 
-  async function relay(client: Deno.TcpConn): Promise<void> {
-    let upstream: Deno.TcpConn | undefined;
-    let closed = false;
-    let headerTimer: ReturnType<typeof setTimeout> | undefined;
-    let idleTimer: ReturnType<typeof setTimeout> | undefined;
-    const close = () => {
-      if (closed) return;
-      closed = true;
-      clearTimeout(headerTimer);
-      clearTimeout(idleTimer);
-      try {
-        client.close();
-      } catch { /* already closed */ }
-      try {
-        upstream?.close();
-      } catch { /* already closed */ }
-    };
-    const expire = (reason: RefusalReason) => () => {
-      if (closed) return;
-      refuse(reason);
-      close();
-    };
-    const touch = () => {
-      clearTimeout(idleTimer);
-      idleTimer = setTimeout(expire("idle_timeout"), idleTimeoutMs);
-    };
-    headerTimer = setTimeout(expire("header_timeout"), headerTimeoutMs);
-    touch();
+type Verdict = 0 | 1 | 2;
+const CONTINUE = 0;
+/** The response that ends the connection has been framed. */
+const LAST = 1;
+const UNFRAMEABLE = 2;
+
+/** What the guard asks of each relayed connection. */
+interface RelayContext {
+  readonly options: ConnectionGuardOptions;
+  readonly clients: Map<number, Relay>;
+  refuse(reason: RefusalReason): void;
+}
+
+/** One client connection and its connection to the server. */
+class Relay {
+  readonly #ctx: RelayContext;
+  readonly client: Deno.TcpConn;
+  #upstream: Deno.TcpConn | undefined;
+  #upstreamPort = 0;
+  readonly #requests = new Http1Framer("request");
+  readonly #responses = new Http1Framer("response");
+  /** Requests whose head was relayed, and final responses relayed in full. */
+  #started = 0;
+  #answered = 0;
+  #lastActivity: number;
+  /** When the head being waited for must have arrived (the first from the start; later ones from their first byte). */
+  #headerDeadline: number;
+  #drainIdleAt = Infinity;
+  #lingerUntil = Infinity;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerAt = Infinity;
+  #draining = false;
+  /** The response being relayed says `Connection: close`: the connection ends after it. */
+  #closeAfterResponse = false;
+  #clientEnded = false;
+  /** What to write to the client from one read of the server's bytes (reused). */
+  readonly #out: Uint8Array[] = [];
+  #phase: "open" | "closing" | "closed" = "open";
+  /** Requests that arrived during a drain after the connection was closed for having none. */
+  late = 0;
+
+  constructor(ctx: RelayContext, client: Deno.TcpConn) {
+    this.#ctx = ctx;
+    this.client = client;
+    this.#lastActivity = performance.now();
+    this.#headerDeadline = this.#lastActivity + ctx.options.headerTimeoutMs;
+    this.#arm(this.#headerDeadline);
+  }
+
+  /** A request is on the connection: its head has started and its response is not yet relayed in full. */
+  get #busy(): boolean {
+    return this.#started > this.#answered || this.#requests.inHead || this.#requests.opaque ||
+      this.#responses.opaque;
+  }
+
+  async run(): Promise<void> {
     try {
-      client.setNoDelay(true);
-      upstream = await Deno.connect({ ...options.upstream, transport: "tcp" });
+      this.client.setNoDelay(true);
+      const upstream = await Deno.connect({ ...this.#ctx.options.upstream, transport: "tcp" });
+      this.#upstream = upstream;
+      if (this.#phase !== "open") return;
       upstream.setNoDelay(true);
-      const to = upstream;
-      // Client to server: watches for the end of the first request's headers.
-      const up = (async () => {
-        const buf = new Uint8Array(CHUNK);
-        let matched = 0;
-        while (!closed) {
-          const n = await client.read(buf);
-          if (n === null) break;
-          touch();
-          if (headerTimer !== undefined) {
-            for (let i = 0; i < n; i++) {
-              matched = buf[i] === HEADER_END[matched] ? matched + 1 : buf[i] === 13 ? 1 : 0;
-              if (matched === 4) {
-                clearTimeout(headerTimer);
-                headerTimer = undefined;
-                break;
-              }
-            }
-          }
-          await writeAll(to, buf.subarray(0, n));
-        }
-        await to.closeWrite().catch(() => {});
-      })().catch(close);
-      const down = (async () => {
-        const buf = new Uint8Array(CHUNK);
-        while (!closed) {
-          const n = await to.read(buf);
-          if (n === null) break;
-          touch();
-          await writeAll(client, buf.subarray(0, n));
-        }
-      })().catch(close);
-      // The server ends the exchange: when it closes, the client's connection goes too.
-      await Promise.race([down, up.then(() => down)]);
+      this.#upstreamPort = (upstream.localAddr as Deno.NetAddr).port;
+      this.#ctx.clients.set(this.#upstreamPort, this);
+      await Promise.all([this.#clientToServer(upstream), this.#serverToClient(upstream)]);
     } catch {
       // Resets and reads after close are how connections end; nothing to report.
     } finally {
-      close();
+      this.#finish();
     }
   }
 
-  const finished = (async () => {
+  async #clientToServer(upstream: Deno.TcpConn): Promise<void> {
+    const buf = new Uint8Array(REQUEST_BUFFER);
+    let forwarding = true;
     try {
-      for await (const conn of listener) {
-        if (open.size >= maxConnections) {
-          refuse("connection_limit");
-          writeAll(conn, OVER_CAPACITY).catch(() => {}).finally(() => {
-            try {
-              conn.close();
-            } catch { /* already closed */ }
-          });
+      while (true) {
+        const n = await this.client.read(buf);
+        if (n === null) break;
+        this.#lastActivity = performance.now();
+        if (this.#phase !== "open") {
+          // Lingering after our FIN: a request arriving now cannot be answered.
+          if (this.#draining) this.late += this.#countHeads(buf, n);
           continue;
         }
-        open.add(conn);
-        changed();
-        relay(conn as Deno.TcpConn).finally(() => {
-          open.delete(conn);
+        // The server has gone; the other direction is closing the connection.
+        if (!forwarding) continue;
+        if (!this.#requests.opaque) this.#scanRequests(buf, n);
+        try {
+          let off = 0;
+          while (off < n) off += await upstream.write(off === 0 && n === buf.length ? buf : buf.subarray(off, n));
+        } catch {
+          forwarding = false;
+        }
+      }
+    } catch {
+      // The client reset the connection.
+      return this.#finish();
+    }
+    this.#clientEnded = true;
+    // The client is done sending; the server still answers what it has, then closes.
+    if (this.#phase === "open") await upstream.closeWrite().catch(() => {});
+    else this.#finish();
+  }
+
+  #scanRequests(buf: Uint8Array, n: number): void {
+    const f = this.#requests;
+    let i = 0;
+    while (true) {
+      i = f.advance(buf, i, n);
+      switch (f.event) {
+        case "none":
+          // A head split across reads: its deadline runs (the first one's since the connection opened).
+          if (f.inHead) this.#arm(this.#headerDeadline);
+          return;
+        case "head_start":
+          if (this.#started > 0) this.#headerDeadline = this.#lastActivity + this.#ctx.options.headerTimeoutMs;
+          this.#drainIdleAt = Infinity;
+          break;
+        case "head_end":
+          this.#started++;
+          this.#headerDeadline = Infinity;
+          this.#responses.pendingHeadRequests.push(f.isHead);
+          break;
+        case "message_end":
+          break;
+        case "error":
+          // Framing is lost (the server answers 400 and closes); bytes pass through as they are.
+          this.#headerDeadline = Infinity;
+          return;
+      }
+    }
+  }
+
+  #countHeads(buf: Uint8Array, n: number): number {
+    if (this.#requests.opaque) return 0;
+    let heads = 0;
+    let i = 0;
+    while (true) {
+      i = this.#requests.advance(buf, i, n);
+      if (this.#requests.event === "none" || this.#requests.event === "error") return heads;
+      if (this.#requests.event === "head_start") heads++;
+    }
+  }
+
+  async #serverToClient(upstream: Deno.TcpConn): Promise<void> {
+    const buf = new Uint8Array(RESPONSE_BUFFER);
+    const out = this.#out;
+    const client = this.client;
+    try {
+      while (true) {
+        const n = await upstream.read(buf);
+        if (n === null) break;
+        this.#lastActivity = performance.now();
+        let verdict = CONTINUE;
+        if (this.#responses.opaque) out.push(n === buf.length ? buf : buf.subarray(0, n));
+        else verdict = this.#frameResponses(buf, n);
+        if (verdict === UNFRAMEABLE) return this.#finish();
+        for (let k = 0; k < out.length; k++) {
+          const seg = out[k];
+          let off = 0;
+          while (off < seg.length) off += await client.write(off === 0 ? seg : seg.subarray(off));
+        }
+        out.length = 0;
+        if (verdict === LAST) break;
+      }
+    } catch {
+      // A reset from either side; closing below copes with both.
+    }
+    // The server closed, or the response that ends the connection has been relayed.
+    this.#beginClose();
+  }
+
+  /**
+   * Frames the responses in `buf[0..n)` and queues what to write in #out:
+   * normally `buf` as it is. A head split across reads is held back until
+   * whole, so that during a drain `Connection: close` can go into it.
+   */
+  #frameResponses(buf: Uint8Array, n: number): Verdict {
+    const f = this.#responses;
+    const out = this.#out;
+    let from = 0;
+    // Where the current head began in this buffer; -1 if in an earlier one (held back in f.head).
+    let headStart = f.inHead ? -1 : 0;
+    let i = 0;
+    while (true) {
+      i = f.advance(buf, i, n);
+      switch (f.event) {
+        case "none": {
+          if (f.inHead && headStart < 0) return CONTINUE;
+          const end = f.inHead ? headStart : n;
+          if (end > from) out.push(buf.subarray(from, end));
+          return CONTINUE;
+        }
+        case "head_start":
+          headStart = i;
+          break;
+        case "head_end":
+          if (f.final && (f.connectionClose || this.#endsWithThis())) {
+            this.#closeAfterResponse = true;
+            if (headStart > from) out.push(buf.subarray(from, headStart));
+            out.push(f.connectionClose ? f.head.slice() : withConnectionClose(f.head));
+            from = i;
+          } else if (headStart < 0) {
+            // Copied: a later head in this buffer reuses the framer's.
+            out.push(f.head.slice());
+            from = i;
+          }
+          break;
+        case "message_end":
+          this.#answered++;
+          if (this.#closeAfterResponse && this.#answered === this.#started) {
+            if (i > from) out.push(buf.subarray(from, i));
+            return LAST;
+          }
+          if (this.#draining && !this.#busy) this.#idleInDrain();
+          break;
+        case "error":
+          // The server sent what HTTP/1.1 cannot frame; nothing sensible can be relayed.
+          return UNFRAMEABLE;
+      }
+    }
+  }
+
+  /** During a drain, the response to the last request relayed ends the connection (unless another is arriving). */
+  #endsWithThis(): boolean {
+    return this.#draining && this.#started - this.#answered === 1 && !this.#requests.inHead;
+  }
+
+  drain(): void {
+    this.#draining = true;
+    if (this.#phase === "open" && !this.#busy) this.#idleInDrain();
+  }
+
+  #idleInDrain(): void {
+    this.#drainIdleAt = performance.now() + DRAIN_IDLE_GRACE_MS;
+    this.#arm(this.#drainIdleAt);
+  }
+
+  /** Ends the connection between requests: FIN to the client, then read until its FIN (bounded). */
+  #beginClose(): void {
+    if (this.#phase !== "open") return;
+    this.#phase = "closing";
+    closeQuietly(this.#upstream);
+    if (this.#clientEnded) return this.#finish();
+    this.client.closeWrite().catch(() => this.#finish());
+    this.#lingerUntil = performance.now() + LINGER_MS;
+    this.#arm(this.#lingerUntil);
+  }
+
+  /** Closes both sockets now; returns how many requests were on the connection. */
+  cut(): number {
+    const onIt = this.#started - this.#answered + (this.#requests.inHead ? 1 : 0);
+    this.#finish();
+    return Math.max(0, onIt);
+  }
+
+  #finish(): void {
+    if (this.#phase === "closed") return;
+    this.#phase = "closed";
+    clearTimeout(this.#timer);
+    closeQuietly(this.client);
+    closeQuietly(this.#upstream);
+    if (this.#ctx.clients.get(this.#upstreamPort) === this) this.#ctx.clients.delete(this.#upstreamPort);
+  }
+
+  /** One timer per connection, re-armed only when a deadline earlier than the armed one appears. */
+  #arm(at: number): void {
+    if (at >= this.#timerAt || this.#phase === "closed") return;
+    clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = setTimeout(() => this.#check(), Math.max(0, at - performance.now()));
+  }
+
+  #check(): void {
+    this.#timerAt = Infinity;
+    if (this.#phase === "closed") return;
+    const now = performance.now();
+    const { headerTimeoutMs, idleTimeoutMs } = this.#ctx.options;
+    if (this.#phase === "closing") {
+      if (now >= this.#lingerUntil) return this.#finish();
+      return this.#arm(this.#lingerUntil);
+    }
+    const waitingForHead = (this.#started === 0 && !this.#requests.opaque) || this.#requests.inHead;
+    const headerDue = waitingForHead ? this.#headerDeadline : Infinity;
+    const idleDue = this.#lastActivity + idleTimeoutMs;
+    const drainDue = this.#draining && !this.#busy ? this.#drainIdleAt : Infinity;
+    if (now >= headerDue) {
+      this.#ctx.refuse("header_timeout");
+      return this.#finish();
+    }
+    if (now >= idleDue) {
+      this.#ctx.refuse("idle_timeout");
+      return this.#finish();
+    }
+    if (now >= drainDue) return this.#beginClose();
+    this.#arm(Math.min(headerDue, idleDue, drainDue, now + Math.max(headerTimeoutMs, idleTimeoutMs)));
+  }
+}
+
+export function guardConnections(options: ConnectionGuardOptions): ConnectionGuard {
+  const { maxConnections, onRefused = () => {}, onOpenChange = () => {} } = options;
+  const listener = Deno.listen({ hostname: options.hostname, port: options.port });
+  /** Each open connection, with its relay's run (settles once both directions have ended). */
+  const relays = new Map<Relay, Promise<void>>();
+  const ctx: RelayContext = {
+    options,
+    clients: new Map(),
+    refuse(reason) {
+      try {
+        onRefused(reason);
+      } catch { /* telemetry never breaks serving */ }
+    },
+  };
+  const changed = () => {
+    try {
+      onOpenChange(relays.size);
+    } catch { /* as above */ }
+  };
+  let late = 0;
+
+  (async () => {
+    try {
+      for await (const conn of listener) {
+        if (relays.size >= maxConnections) {
+          ctx.refuse("connection_limit");
+          writeAll(conn, OVER_CAPACITY).catch(() => {}).finally(() => closeQuietly(conn));
+          continue;
+        }
+        const relay = new Relay(ctx, conn as Deno.TcpConn);
+        relays.set(relay, relay.run().finally(() => {
+          late += relay.late;
+          relays.delete(relay);
           changed();
-        });
+        }));
+        changed();
       }
     } catch {
       // The listener was closed.
@@ -177,21 +441,28 @@ export function guardConnections(options: ConnectionGuardOptions): ConnectionGua
 
   return {
     addr: listener.addr as Deno.NetAddr,
-    get open() {
-      return open.size;
+    clientOf(upstreamPort) {
+      return ctx.clients.get(upstreamPort)?.client.remoteAddr as Deno.NetAddr | undefined;
     },
-    stopAccepting() {
+    async drain(timeoutMs) {
       try {
         listener.close();
       } catch { /* already closed */ }
+      late = 0;
+      for (const relay of relays.keys()) relay.drain();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timedOut = await Promise.race([
+        (async () => {
+          while (relays.size > 0) await Promise.all(relays.values());
+          return false;
+        })(),
+        new Promise<true>((r) => timer = setTimeout(() => r(true), timeoutMs)),
+      ]);
+      clearTimeout(timer);
+      let cut = 0;
+      for (const relay of relays.keys()) cut += relay.cut();
+      await Promise.all(relays.values());
+      return { timedOut, cut, late };
     },
-    closeAll() {
-      for (const conn of open) {
-        try {
-          conn.close();
-        } catch { /* already closed */ }
-      }
-    },
-    finished,
   };
 }

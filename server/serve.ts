@@ -1,6 +1,7 @@
 /**
  * Serving and shutdown: the HTTP server on loopback behind the connection
- * guard on the public port, and the drain that stops both on a signal.
+ * guard on the public port, and the drain that stops both on a signal
+ * without losing an answer.
  */
 import type { Config } from "../config.ts";
 import type { ModelState } from "../model/state.ts";
@@ -8,11 +9,14 @@ import { logger } from "../observability/logger.ts";
 import type { Telemetry } from "../observability/telemetry.ts";
 import { guardConnections, type RefusalReason } from "./connection_guard.ts";
 
+/** What the app is told about a request's connection: its client's end, as the guard saw it. */
+export interface ConnectionInfo {
+  remoteAddr: Deno.NetAddr;
+}
+
 export interface ServerDeps {
   config: Config;
-  app: {
-    fetch: (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => Response | Promise<Response>;
-  };
+  app: { fetch: (request: Request, info: ConnectionInfo) => Response | Promise<Response> };
   state: ModelState;
   telemetry: Telemetry;
 }
@@ -20,18 +24,31 @@ export interface ServerDeps {
 export interface RunningServer {
   /** The public address (the guard's). */
   readonly addr: Deno.NetAddr;
+  /** The HTTP server's own loopback address, behind the guard (the benchmark compares the two). */
+  readonly internalAddr: Deno.NetAddr;
   /**
-   * Stops admitting, drains in-flight requests (bounded by SHUTDOWN_TIMEOUT_MS),
-   * closes the remaining connections and releases the model. Idempotent.
+   * Takes the instance out of service (/ready 503), keeps serving for
+   * SHUTDOWN_DELAY_MS, closes the listener, answers every request on an open
+   * connection (bounded by SHUTDOWN_TIMEOUT_MS), then releases the model.
+   * Idempotent.
    */
   shutdown(signal: string): Promise<void>;
 }
 
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
 export function startServer({ config, app, state, telemetry }: ServerDeps): RunningServer {
   const log = logger("lifecycle");
   // The HTTP server listens on loopback only; the public port is the connection guard,
-  // which adds the header/idle timeouts and connection cap Deno.serve lacks.
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, app.fetch);
+  // which adds the header/idle timeouts, connection cap and lossless drain Deno.serve lacks.
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    (request, info) => {
+      // Read now: Deno.serve's remoteAddr is gone once the handler has awaited.
+      const upstream = info.remoteAddr;
+      return app.fetch(request, { remoteAddr: guard.clientOf(upstream.port) ?? upstream });
+    },
+  );
   const refusalsLogged = new Set<RefusalReason>();
   const guard = guardConnections({
     hostname: config.HOST,
@@ -52,23 +69,40 @@ export function startServer({ config, app, state, telemetry }: ServerDeps): Runn
 
   let stopping: Promise<void> | undefined;
   async function stop(signal: string): Promise<void> {
+    // Out of the load balancer's rotation first; everything is still served meanwhile.
     state.drain();
-    guard.stopAccepting();
-    log.info("Received {signal}: draining in-flight requests (at most {timeout_ms} ms)", {
+    const delayMs = config.SHUTDOWN_DELAY_MS;
+    const timeoutMs = config.SHUTDOWN_TIMEOUT_MS;
+    log.info("Received {signal}: /ready answers 503; serving {delay_ms} ms more, then draining", {
       signal,
-      timeout_ms: config.SHUTDOWN_TIMEOUT_MS,
+      delay_ms: delayMs,
+      timeout_ms: timeoutMs,
     });
-    const drained = await Promise.race([
-      Promise.all([server.shutdown(), state.classifier?.drain()]).then(() => true),
-      new Promise<false>((r) => setTimeout(() => r(false), config.SHUTDOWN_TIMEOUT_MS)),
+    if (delayMs > 0) await sleep(delayMs);
+
+    const deadline = performance.now() + timeoutMs;
+    log.info("Closing the listener; answering the requests on open connections (at most {timeout_ms} ms)", {
+      timeout_ms: timeoutMs,
+    });
+    const report = await guard.drain(timeoutMs);
+    if (report.timedOut) {
+      log.warn("Shutdown timeout cut {cut} requests", { cut: report.cut, timeout_ms: timeoutMs });
+    }
+    if (report.late > 0) {
+      log.warn("{late} requests arrived on connections already closed for being idle", { late: report.late });
+    }
+    // No client connection is left, so nothing new reaches the server or the model; what the
+    // timeout cut may still be running, and gets what is left of the deadline.
+    await Promise.race([
+      Promise.all([server.shutdown(), state.classifier?.drain()]),
+      sleep(Math.max(0, deadline - performance.now())),
     ]);
-    if (!drained) log.warn("Drain timed out; closing remaining connections");
-    guard.closeAll();
     await state.classifier?.close();
   }
 
   return {
     addr: guard.addr,
+    internalAddr: server.addr,
     shutdown: (signal) => stopping ??= stop(signal),
   };
 }
