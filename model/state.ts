@@ -20,7 +20,8 @@ export class ModelState {
     this.classifier = classifier;
     this.loadSeconds = loadSeconds;
     this.warmupMs = warmupMs;
-    this.status = "ready";
+    // A model that finishes loading during shutdown serves, but never reports ready.
+    if (this.status !== "draining") this.status = "ready";
   }
 
   markFailed(error: string): void {
@@ -28,13 +29,17 @@ export class ModelState {
     this.status = "failed";
   }
 
-  /** Stops admitting work; in-flight requests still finish. */
+  /**
+   * Takes the instance out of rotation: /ready answers 503 from now on. Work is
+   * still admitted: shutdown answers every request on an open connection, and
+   * the classifier's own drain is what stops admission, once none is left.
+   */
   drain(): void {
     this.status = "draining";
   }
 
-  /** The classifier, only while new work is admitted. */
+  /** The classifier, while it admits work (ready, or draining until its own drain). */
   get serving(): Classifier | undefined {
-    return this.status === "ready" ? this.classifier : undefined;
+    return this.status === "ready" || this.status === "draining" ? this.classifier : undefined;
   }
 }
