@@ -16,6 +16,7 @@ import { propagator, SpanKind, SpanStatusCode } from "./otel.ts";
 import { RequestStages } from "./stages.ts";
 import { recordSafely } from "./telemetry_guard.ts";
 import type { Tracing } from "./otel.ts";
+import { clientAddress, TrustedProxies } from "../server/client_address.ts";
 
 export interface ObservabilityVariables {
   requestId: string;
@@ -34,6 +35,13 @@ export interface ObservabilityOptions {
   latencyObjectiveMs: number;
   /** Paths whose access-log line is debug, not info (probes and scrapes are noise). */
   quietPaths?: ReadonlySet<string>;
+  /** Peers whose X-Forwarded-For / Forwarded name the client (TRUSTED_PROXIES); none by default. */
+  trustedProxies?: TrustedProxies;
+}
+
+/** What the server passes as the request's environment (server/serve.ts): the client's end of the connection. */
+interface ConnectionEnv {
+  remoteAddr?: Deno.NetAddr;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:\-]{1,128}$/;
@@ -65,6 +73,7 @@ export function observability(options: ObservabilityOptions): MiddlewareHandler<
 > {
   const { metrics, tracing, latencyObjectiveMs } = options;
   const quiet = options.quietPaths ?? new Set(["/health", "/ready", "/metrics"]);
+  const trusted = options.trustedProxies ?? new TrustedProxies([]);
   const access = logger("http");
 
   return async function observabilityMiddleware(c, next) {
@@ -73,6 +82,9 @@ export function observability(options: ObservabilityOptions): MiddlewareHandler<
     const requestId = requestIdFrom(c.req.header("x-request-id"));
     const parent = propagator.extract(ROOT_CONTEXT, c.req.raw.headers, headerGetter);
     const url = new URL(c.req.url);
+    // In-process requests (tests) have no connection.
+    const peer = (c.env as ConnectionEnv | undefined)?.remoteAddr;
+    const client = peer ? clientAddress(peer, c.req.raw.headers, trusted) : undefined;
     const span = tracing.tracer.startSpan(method, {
       kind: SpanKind.SERVER,
       attributes: {
@@ -83,6 +95,11 @@ export function observability(options: ObservabilityOptions): MiddlewareHandler<
         "server.port": Number(url.port) || (url.protocol === "https:" ? 443 : 80),
         "user_agent.original": c.req.header("user-agent") ?? "",
         "inference_gateway.request_id": requestId,
+        // OpenTelemetry HTTP semantic conventions: client.* is the client (behind trusted
+        // proxies), network.peer.* the other end of the TCP connection.
+        ...(client && { "client.address": client.address }),
+        ...(client?.port !== undefined && { "client.port": client.port }),
+        ...(peer && { "network.peer.address": peer.hostname, "network.peer.port": peer.port }),
       },
     }, parent);
     const spanContext = span.spanContext();
@@ -147,6 +164,7 @@ export function observability(options: ObservabilityOptions): MiddlewareHandler<
             bytes_in: c.get("bytesIn"),
             bytes_out: Number(c.res.headers.get("content-length") ?? 0) || undefined,
             user_agent: c.req.header("user-agent"),
+            client_address: client?.address,
             reject_reason: reason,
           };
           // Probes answering 503 while loading or draining are expected; 503 elsewhere is
