@@ -20,13 +20,16 @@ Deno.test("config", async (t) => {
     assert.deepEqual(c.TRUSTED_PROXIES, []);
   });
 
-  await t.step("TRUSTED_PROXIES takes IPv4 and IPv6 addresses and ranges, separated by commas or spaces", () => {
-    assert.deepEqual(parse({ TRUSTED_PROXIES: "10.0.0.0/8, 2001:DB8::/32 127.0.0.2" }).TRUSTED_PROXIES, [
-      "10.0.0.0/8",
-      "2001:db8::/32",
-      "127.0.0.2/32",
-    ]);
-  });
+  await t.step(
+    "TRUSTED_PROXIES takes IPv4 and IPv6 addresses and ranges, separated by commas or spaces",
+    () => {
+      assert.deepEqual(parse({ TRUSTED_PROXIES: "10.0.0.0/8, 2001:DB8::/32 127.0.0.2" }).TRUSTED_PROXIES, [
+        "10.0.0.0/8",
+        "2001:db8::/32",
+        "127.0.0.2/32",
+      ]);
+    },
+  );
 
   await t.step("values are coerced from strings", () => {
     const c = parse({ PORT: "9000", TOP_K: "3", MODEL_SOURCE: "synthetic", LOG_LEVEL: "debug" });

@@ -80,7 +80,10 @@ Deno.test("clientAddress believes forwarding headers only from trusted proxies",
       port: 8080,
     });
     const viaV6 = new Headers({ forwarded: 'for="[2001:db9::17]:4711", for=10.9.9.9' });
-    assert.deepEqual(clientAddress(peer("10.0.0.1"), viaV6, trusted), { address: "2001:db9::17", port: 4711 });
+    assert.deepEqual(clientAddress(peer("10.0.0.1"), viaV6, trusted), {
+      address: "2001:db9::17",
+      port: 4711,
+    });
   });
 
   await t.step("X-Forwarded-For wins over a Forwarded header a proxy passed through", () => {

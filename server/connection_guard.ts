@@ -187,7 +187,9 @@ class Relay {
         if (!this.#requests.opaque) this.#scanRequests(buf, n);
         try {
           let off = 0;
-          while (off < n) off += await upstream.write(off === 0 && n === buf.length ? buf : buf.subarray(off, n));
+          while (off < n) {
+            off += await upstream.write(off === 0 && n === buf.length ? buf : buf.subarray(off, n));
+          }
         } catch {
           forwarding = false;
         }
@@ -213,7 +215,9 @@ class Relay {
           if (f.inHead) this.#arm(this.#headerDeadline);
           return;
         case "head_start":
-          if (this.#started > 0) this.#headerDeadline = this.#lastActivity + this.#ctx.options.headerTimeoutMs;
+          if (this.#started > 0) {
+            this.#headerDeadline = this.#lastActivity + this.#ctx.options.headerTimeoutMs;
+          }
           this.#drainIdleAt = Infinity;
           break;
         case "head_end":
@@ -427,11 +431,14 @@ export function guardConnections(options: ConnectionGuardOptions): ConnectionGua
           continue;
         }
         const relay = new Relay(ctx, conn as Deno.TcpConn);
-        relays.set(relay, relay.run().finally(() => {
-          late += relay.late;
-          relays.delete(relay);
-          changed();
-        }));
+        relays.set(
+          relay,
+          relay.run().finally(() => {
+            late += relay.late;
+            relays.delete(relay);
+            changed();
+          }),
+        );
         changed();
       }
     } catch {

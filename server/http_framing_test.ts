@@ -5,7 +5,11 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /** Feeds `text` in chunks of `size` bytes; returns the events with their offset in the whole stream. */
-function frame(framer: Http1Framer, text: string | Uint8Array, size = Infinity): Array<[FramerEvent, number]> {
+function frame(
+  framer: Http1Framer,
+  text: string | Uint8Array,
+  size = Infinity,
+): Array<[FramerEvent, number]> {
   const bytes = typeof text === "string" ? encoder.encode(text) : text;
   const out: Array<[FramerEvent, number]> = [];
   for (let start = 0; start < bytes.length; start += size) {
@@ -29,7 +33,9 @@ function frameEveryWay(role: "request" | "response", text: string, heads: boolea
     return f;
   };
   const whole = frame(make(), text);
-  for (let size = 1; size <= 17; size++) assert.deepEqual(frame(make(), text, size), whole, `chunks of ${size}`);
+  for (let size = 1; size <= 17; size++) {
+    assert.deepEqual(frame(make(), text, size), whole, `chunks of ${size}`);
+  }
   return whole;
 }
 
@@ -92,7 +98,11 @@ Deno.test("Http1Framer finds where requests begin and end", async (t) => {
 
   await t.step("bare LF line endings end a head as hyper accepts them", () => {
     const req = "GET / HTTP/1.1\nHost: x\n\n";
-    assert.deepEqual(frameEveryWay("request", req).map((e) => e[0]), ["head_start", "head_end", "message_end"]);
+    assert.deepEqual(frameEveryWay("request", req).map((e) => e[0]), [
+      "head_start",
+      "head_end",
+      "message_end",
+    ]);
   });
 
   await t.step("requests that cannot be framed make the framer opaque", () => {
@@ -146,7 +156,13 @@ Deno.test("Http1Framer finds where responses end", async (t) => {
     const res = cont + "HTTP/1.1 413 Payload Too Large\r\ncontent-length: 2\r\n\r\nno";
     const f = new Http1Framer("response");
     const events = frame(f, res);
-    assert.deepEqual(events.map((e) => e[0]), ["head_start", "head_end", "head_start", "head_end", "message_end"]);
+    assert.deepEqual(events.map((e) => e[0]), [
+      "head_start",
+      "head_end",
+      "head_start",
+      "head_end",
+      "message_end",
+    ]);
     assert.equal(f.status, 413);
     assert.equal(f.final, true);
   });
