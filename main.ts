@@ -42,7 +42,15 @@ log.info("Tracing: {exporting}", {
 
 const state = new ModelState();
 const app = createApp({ config, state, telemetry, build });
-const server = startServer({ config, app, state, telemetry });
+const server = await startServer({ config, app, state, telemetry }).catch(async (err) => {
+  log.fatal("Cannot listen on {host}:{port}: {error}", {
+    host: config.HOST,
+    port: config.PORT,
+    error: err.message,
+  });
+  await shutdownLogging();
+  Deno.exit(1);
+});
 log.info("Listening on http://{hostname}:{port}", {
   hostname: server.addr.hostname,
   port: server.addr.port,

@@ -102,7 +102,8 @@ export function formatCidr(cidr: Cidr): string {
   return `${formatIp(cidr.bytes)}/${cidr.prefix}`;
 }
 
-function formatIp(bytes: Uint8Array): string {
+/** The canonical text of an address from {@link parseIp} (RFC 5952 for IPv6). */
+export function formatIp(bytes: Uint8Array): string {
   if (bytes.length === 4) return bytes.join(".");
   const groups: string[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(((bytes[i] << 8) | bytes[i + 1]).toString(16));

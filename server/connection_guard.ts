@@ -10,6 +10,7 @@
  * nothing: a connection is closed only between requests, and the response
  * that ends it says `Connection: close`.
  */
+import { ClientTable } from "./client_table.ts";
 import { Http1Framer, withConnectionClose } from "./http_framing.ts";
 
 export type RefusalReason = "connection_limit" | "header_timeout" | "idle_timeout";
@@ -29,6 +30,8 @@ export interface ConnectionGuardOptions {
   onRefused?: (reason: RefusalReason) => void;
   /** Called with the number of open client connections whenever it changes. */
   onOpenChange?: (open: number) => void;
+  /** Where each client's address is recorded for the server (shared memory when the guard runs in a Worker). */
+  clients?: ClientTable;
 }
 
 export interface DrainReport {
@@ -106,7 +109,7 @@ const UNFRAMEABLE = 2;
 /** What the guard asks of each relayed connection. */
 interface RelayContext {
   readonly options: ConnectionGuardOptions;
-  readonly clients: Map<number, Relay>;
+  readonly clients: ClientTable;
   refuse(reason: RefusalReason): void;
 }
 
@@ -160,7 +163,7 @@ class Relay {
       if (this.#phase !== "open") return;
       upstream.setNoDelay(true);
       this.#upstreamPort = (upstream.localAddr as Deno.NetAddr).port;
-      this.#ctx.clients.set(this.#upstreamPort, this);
+      this.#ctx.clients.set(this.#upstreamPort, this.client.remoteAddr as Deno.NetAddr);
       await Promise.all([this.#clientToServer(upstream), this.#serverToClient(upstream)]);
     } catch {
       // Resets and reads after close are how connections end; nothing to report.
@@ -362,9 +365,10 @@ class Relay {
     if (this.#phase === "closed") return;
     this.#phase = "closed";
     clearTimeout(this.#timer);
+    // Forgotten while the port is still ours: once closed, a new connection may get it.
+    if (this.#upstreamPort) this.#ctx.clients.delete(this.#upstreamPort);
     closeQuietly(this.client);
     closeQuietly(this.#upstream);
-    if (this.#ctx.clients.get(this.#upstreamPort) === this) this.#ctx.clients.delete(this.#upstreamPort);
   }
 
   /** One timer per connection, re-armed only when a deadline earlier than the armed one appears. */
@@ -408,7 +412,7 @@ export function guardConnections(options: ConnectionGuardOptions): ConnectionGua
   const relays = new Map<Relay, Promise<void>>();
   const ctx: RelayContext = {
     options,
-    clients: new Map(),
+    clients: options.clients ?? new ClientTable(),
     refuse(reason) {
       try {
         onRefused(reason);
@@ -449,7 +453,7 @@ export function guardConnections(options: ConnectionGuardOptions): ConnectionGua
   return {
     addr: listener.addr as Deno.NetAddr,
     clientOf(upstreamPort) {
-      return ctx.clients.get(upstreamPort)?.client.remoteAddr as Deno.NetAddr | undefined;
+      return ctx.clients.get(upstreamPort);
     },
     async drain(timeoutMs) {
       try {

@@ -253,16 +253,16 @@ export class Http1Framer {
         if (h[start] === SP || h[start] === HTAB) return false;
         const colon = h.indexOf(COLON, start);
         if (colon < 0 || colon >= end) return false;
-        const value = trimmed(h, colon + 1, end);
+        // Only three headers matter; the others are not even read into strings.
         if (nameIs(h, start, colon, CONTENT_LENGTH)) {
-          if (!this.#contentLengthValue(value)) return false;
+          if (!this.#contentLengthValue(h, colon + 1, end)) return false;
         } else if (nameIs(h, start, colon, TRANSFER_ENCODING)) {
           this.#transferEncoding = true;
           // Only the final coding decides the framing (RFC 9112 §6.3).
-          const codings = value.toLowerCase().split(",");
+          const codings = trimmed(h, colon + 1, end).toLowerCase().split(",");
           this.#chunked = codings[codings.length - 1].trim() === "chunked";
         } else if (nameIs(h, start, colon, CONNECTION)) {
-          for (const token of value.toLowerCase().split(",")) {
+          for (const token of trimmed(h, colon + 1, end).toLowerCase().split(",")) {
             const t = token.trim();
             if (t === "close") close = true;
             else if (t === "keep-alive") keepAlive = true;
@@ -297,15 +297,25 @@ export class Http1Framer {
     return true;
   }
 
-  #contentLengthValue(value: string): boolean {
-    // A list of identical values is one value (RFC 9110 §8.6).
+  #contentLengthValue(h: Uint8Array, start: number, end: number): boolean {
     let parsed = -1;
-    for (const part of value.split(",")) {
-      const p = part.trim();
-      if (!/^\d{1,15}$/.test(p)) return false;
-      const v = Number(p);
-      if (parsed >= 0 && v !== parsed) return false;
-      parsed = v;
+    // The usual case, digits only, read straight from the bytes.
+    let digits = 0;
+    let v = 0;
+    let i = start;
+    while (i < end && (h[i] === SP || h[i] === HTAB)) i++;
+    for (; i < end && h[i] >= 48 && h[i] <= 57; i++, digits++) v = v * 10 + h[i] - 48;
+    while (i < end && (h[i] === SP || h[i] === HTAB)) i++;
+    if (i === end && digits > 0 && digits <= 15) parsed = v;
+    else {
+      // A list of identical values is one value (RFC 9110 §8.6).
+      for (const part of trimmed(h, start, end).split(",")) {
+        const p = part.trim();
+        if (!/^\d{1,15}$/.test(p)) return false;
+        const n = Number(p);
+        if (parsed >= 0 && n !== parsed) return false;
+        parsed = n;
+      }
     }
     if (this.#contentLength >= 0 && this.#contentLength !== parsed) return false;
     this.#contentLength = parsed;

@@ -60,6 +60,11 @@ Deno.test("Http1Framer finds where requests begin and end", async (t) => {
     ]);
   });
 
+  await t.step("a list of identical Content-Length values is one value", () => {
+    const head = "POST /p HTTP/1.1\r\nContent-Length: 3, 3\r\n\r\n";
+    assert.deepEqual(frameEveryWay("request", head + "abc").at(-1), ["message_end", head.length + 3]);
+  });
+
   await t.step("a chunked body with extensions and trailers", () => {
     const head = "POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n";
     const req = head + "5;name=v\r\nhello\r\nA\r\n0123456789\r\n0\r\nX-Trailer: 1\r\n\r\n";

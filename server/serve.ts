@@ -7,7 +7,8 @@ import type { Config } from "../config.ts";
 import type { ModelState } from "../model/state.ts";
 import { logger } from "../observability/logger.ts";
 import type { Telemetry } from "../observability/telemetry.ts";
-import { guardConnections, type RefusalReason } from "./connection_guard.ts";
+import type { ConnectionGuard, RefusalReason } from "./connection_guard.ts";
+import { guardConnectionsInWorker } from "./guard_thread.ts";
 
 /** What the app is told about a request's connection: its client's end, as the guard saw it. */
 export interface ConnectionInfo {
@@ -37,20 +38,22 @@ export interface RunningServer {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-export function startServer({ config, app, state, telemetry }: ServerDeps): RunningServer {
+/** Starts serving; resolves once the public port listens, rejects if it cannot (port taken, bad host). */
+export async function startServer({ config, app, state, telemetry }: ServerDeps): Promise<RunningServer> {
   const log = logger("lifecycle");
-  // The HTTP server listens on loopback only; the public port is the connection guard,
-  // which adds the header/idle timeouts, connection cap and lossless drain Deno.serve lacks.
+  // The HTTP server listens on loopback only; the public port is the connection guard, in
+  // its own thread, which adds the header/idle timeouts, connection cap and lossless drain
+  // Deno.serve lacks.
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    (request, info) => {
+    (request, info): Response | Promise<Response> => {
       // Read now: Deno.serve's remoteAddr is gone once the handler has awaited.
       const upstream = info.remoteAddr;
       return app.fetch(request, { remoteAddr: guard.clientOf(upstream.port) ?? upstream });
     },
   );
   const refusalsLogged = new Set<RefusalReason>();
-  const guard = guardConnections({
+  const guard: ConnectionGuard = await guardConnectionsInWorker({
     hostname: config.HOST,
     port: config.PORT,
     upstream: { hostname: "127.0.0.1", port: server.addr.port },
@@ -65,6 +68,14 @@ export function startServer({ config, app, state, telemetry }: ServerDeps): Runn
       refusalsLogged.add(reason);
       log.warn("Closed a client connection: {reason} (further ones are only counted)", { reason });
     },
+    onCrash: (error) => {
+      // Nothing reaches the app any more: exit, so the supervisor restarts the instance.
+      log.fatal("Connection guard failed: {error}", { error });
+      Deno.exit(1);
+    },
+  }).catch(async (err) => {
+    await server.shutdown();
+    throw err;
   });
 
   let stopping: Promise<void> | undefined;
