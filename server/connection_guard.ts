@@ -73,8 +73,14 @@ const RESPONSE_BUFFER = 16 * 1024;
  * the exit.
  */
 const DRAIN_IDLE_GRACE_MS = 1000;
-/** After the guard's FIN, how long it reads (and discards) until the client's, so no reset destroys the answer. */
+/**
+ * After the guard's FIN that follows an answer, how long it reads (and
+ * discards) until the client's: closing with unread bytes sends a reset, which
+ * can destroy the answer before the client has read it.
+ */
 const LINGER_MS = 2000;
+/** After closing an idle connection: nothing was sent lately, so this only notices a request racing the close. */
+const IDLE_LINGER_MS = 500;
 
 /** The gateway's problem type (routes/problem.ts); the guard answers before any route does. */
 const OVER_CAPACITY_BODY = JSON.stringify({
@@ -92,6 +98,16 @@ const OVER_CAPACITY = new TextEncoder().encode(
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   let written = 0;
   while (written < bytes.byteLength) written += await conn.write(bytes.subarray(written));
+}
+
+function concat(pieces: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(pieces.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of pieces) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
 }
 
 function closeQuietly(conn: Deno.Conn | undefined): void {
@@ -262,12 +278,11 @@ class Relay {
         if (this.#responses.opaque) out.push(n === buf.length ? buf : buf.subarray(0, n));
         else verdict = this.#frameResponses(buf, n);
         if (verdict === UNFRAMEABLE) return this.#finish();
-        for (let k = 0; k < out.length; k++) {
-          const seg = out[k];
-          let off = 0;
-          while (off < seg.length) off += await client.write(off === 0 ? seg : seg.subarray(off));
-        }
+        // One write: pieces (a held-back head, a marked one) would otherwise go out as separate segments.
+        const bytes = out.length === 1 ? out[0] : concat(out);
         out.length = 0;
+        let off = 0;
+        while (off < bytes.length) off += await client.write(off === 0 ? bytes : bytes.subarray(off));
         if (verdict === LAST) break;
       }
     } catch {
@@ -344,13 +359,13 @@ class Relay {
   }
 
   /** Ends the connection between requests: FIN to the client, then read until its FIN (bounded). */
-  #beginClose(): void {
+  #beginClose(lingerMs = LINGER_MS): void {
     if (this.#phase !== "open") return;
     this.#phase = "closing";
     closeQuietly(this.#upstream);
     if (this.#clientEnded) return this.#finish();
     this.client.closeWrite().catch(() => this.#finish());
-    this.#lingerUntil = performance.now() + LINGER_MS;
+    this.#lingerUntil = performance.now() + lingerMs;
     this.#arm(this.#lingerUntil);
   }
 
@@ -400,7 +415,7 @@ class Relay {
       this.#ctx.refuse("idle_timeout");
       return this.#finish();
     }
-    if (now >= drainDue) return this.#beginClose();
+    if (now >= drainDue) return this.#beginClose(IDLE_LINGER_MS);
     this.#arm(Math.min(headerDue, idleDue, drainDue, now + Math.max(headerTimeoutMs, idleTimeoutMs)));
   }
 }

@@ -1,0 +1,289 @@
+/**
+ * The guard with real sockets on loopback, in this thread (the framing and
+ * drain logic) and in its Worker (what the gateway runs). End-to-end
+ * behaviour under load is in tests/shutdown_test.ts.
+ */
+import assert from "node:assert/strict";
+import { problemBody } from "../routes/problem.ts";
+import { ClientTable } from "./client_table.ts";
+import { type ConnectionGuardOptions, guardConnections } from "./connection_guard.ts";
+import { guardConnectionsInWorker } from "./guard_thread.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const LIMITS = { maxConnections: 16, headerTimeoutMs: 5000, idleTimeoutMs: 10_000 };
+
+/** A Deno.serve upstream: /slow answers after 300 ms; /whoami answers with the client the guard recorded. */
+function upstream(clients?: { clientOf(port: number): Deno.NetAddr | undefined }) {
+  return Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req, info) => {
+    const port = info.remoteAddr.port;
+    const path = new URL(req.url).pathname;
+    if (path === "/slow") await sleep(300);
+    if (path === "/whoami") return Response.json(clients?.clientOf(port) ?? null);
+    return new Response(`${req.method} ${path} ${(await req.arrayBuffer()).byteLength}`);
+  });
+}
+
+/** Reads from `conn` until it closes or `ms` pass: the text and whether the server closed it. */
+async function readAll(conn: Deno.Conn, ms = 5000): Promise<{ text: string; closed: boolean }> {
+  const buf = new Uint8Array(4096);
+  let text = "";
+  const timer = setTimeout(() => conn.close(), ms);
+  try {
+    while (true) {
+      const n = await conn.read(buf);
+      if (n === null) return { text, closed: true };
+      text += decoder.decode(buf.subarray(0, n));
+    }
+  } catch {
+    return { text, closed: false };
+  } finally {
+    clearTimeout(timer);
+    try {
+      conn.close();
+    } catch { /* already closed */ }
+  }
+}
+
+/** Reads until `count` complete responses (Content-Length framed) have arrived. */
+async function readResponses(conn: Deno.Conn, count: number): Promise<string[]> {
+  const buf = new Uint8Array(4096);
+  let text = "";
+  const out: string[] = [];
+  while (out.length < count) {
+    const n = await conn.read(buf);
+    if (n === null) throw new Error(`Closed after ${out.length} responses: ${text}`);
+    text += decoder.decode(buf.subarray(0, n));
+    let end;
+    while ((end = text.indexOf("\r\n\r\n")) >= 0) {
+      const length = Number(/content-length: (\d+)/i.exec(text.slice(0, end))?.[1] ?? 0);
+      if (text.length < end + 4 + length) break;
+      out.push(text.slice(0, end + 4 + length));
+      text = text.slice(end + 4 + length);
+    }
+  }
+  return out;
+}
+
+const get = (path: string, extra = "") => encoder.encode(`GET ${path} HTTP/1.1\r\nHost: x\r\n${extra}\r\n`);
+
+function guardFor(server: Deno.HttpServer<Deno.NetAddr>, extra: Partial<ConnectionGuardOptions> = {}) {
+  return guardConnections({
+    hostname: "127.0.0.1",
+    port: 0,
+    upstream: { hostname: "127.0.0.1", port: server.addr.port },
+    ...LIMITS,
+    ...extra,
+  });
+}
+
+Deno.test("the guard relays HTTP/1.1 exchanges as they are", async (t) => {
+  const clients = new ClientTable();
+  await using server = upstream({ clientOf: (p) => clients.get(p) });
+  const guard = guardFor(server, { clients });
+  const connect = () => Deno.connect({ hostname: "127.0.0.1", port: guard.addr.port });
+
+  await t.step("pipelined requests, bodies and HEAD are answered in order", async () => {
+    const conn = await connect();
+    await conn.write(encoder.encode(
+      "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello" +
+        "HEAD /b HTTP/1.1\r\nHost: x\r\n\r\n" +
+        "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    ));
+    const [a, b, c] = await readResponses(conn, 3);
+    conn.close();
+    assert.match(a, /POST \/a 5$/);
+    assert.match(b, /^HTTP\/1\.1 200/);
+    assert.doesNotMatch(b, /HEAD/, "no body for HEAD");
+    assert.match(c, /POST \/c 3$/);
+  });
+
+  await t.step("the server learns each client's address from the guard", async () => {
+    const conn = await connect();
+    await conn.write(get("/whoami", "Connection: close\r\n"));
+    const { text } = await readAll(conn);
+    const seen = JSON.parse(text.slice(text.indexOf("\r\n\r\n") + 4));
+    assert.equal(seen.hostname, "127.0.0.1");
+    assert.equal(seen.port, (conn.localAddr as Deno.NetAddr).port);
+  });
+
+  await t.step("past the cap, the 503 is a problem of the gateway's type", async () => {
+    const small = guardFor(server, { maxConnections: 1 });
+    const held = await Deno.connect({ hostname: "127.0.0.1", port: small.addr.port });
+    await sleep(50);
+    const { text } = await readAll(await Deno.connect({ hostname: "127.0.0.1", port: small.addr.port }));
+    const body = JSON.parse(text.slice(text.indexOf("\r\n\r\n") + 4));
+    assert.match(text, /^HTTP\/1\.1 503/);
+    const expected = problemBody("overloaded", body.detail);
+    assert.deepEqual(body, expected);
+    held.close();
+    await small.drain(1000);
+  });
+
+  await guard.drain(1000);
+});
+
+Deno.test("a response head split across reads is relayed whole, and marked when draining", async () => {
+  // A raw upstream that writes each response head in three pieces.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const served = (async () => {
+    for await (const conn of listener) {
+      (async () => {
+        const buf = new Uint8Array(4096);
+        while ((await conn.read(buf)) !== null) {
+          for (const piece of ["HTTP/1.1 200 OK\r\nconte", "nt-length: 2\r\n", "\r\nok"]) {
+            await conn.write(encoder.encode(piece));
+            await sleep(30);
+          }
+        }
+        conn.close();
+      })().catch(() => {});
+    }
+  })().catch(() => {});
+  const guard = guardConnections({
+    hostname: "127.0.0.1",
+    port: 0,
+    upstream: { hostname: "127.0.0.1", port: (listener.addr as Deno.NetAddr).port },
+    ...LIMITS,
+  });
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: guard.addr.port });
+  await conn.write(get("/"));
+  assert.deepEqual(await readResponses(conn, 1), ["HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"]);
+  await conn.write(get("/"));
+  await sleep(10);
+  const drained = guard.drain(5000);
+  const { text, closed } = await readAll(conn);
+  assert.equal(text, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+  assert.ok(closed);
+  assert.deepEqual(await drained, { timedOut: false, cut: 0, late: 0 });
+  listener.close();
+  await served;
+});
+
+Deno.test("draining closes connections only between requests", async (t) => {
+  await using server = upstream();
+  const guard = guardFor(server);
+  const connect = () => Deno.connect({ hostname: "127.0.0.1", port: guard.addr.port });
+  const busy = await connect();
+  const idleThenAsks = await connect();
+  const idle = await connect();
+  for (const conn of [idleThenAsks, idle]) {
+    await conn.write(get("/"));
+    await readResponses(conn, 1);
+  }
+  await busy.write(get("/slow"));
+  await sleep(50);
+  const started = performance.now();
+  const drained = guard.drain(5000);
+
+  await t.step("new connections are refused at once", async () => {
+    // Or reset: one that reached the kernel's accept queue as the listener closed.
+    await assert.rejects(
+      connect().then((c) => c.read(new Uint8Array(1))),
+      (err) => err instanceof Deno.errors.ConnectionRefused || err instanceof Deno.errors.ConnectionReset,
+    );
+  });
+
+  await t.step(
+    "the request in flight is answered in full, with Connection: close, then the connection closes",
+    async () => {
+      const { text, closed } = await readAll(busy);
+      assert.match(text, /^HTTP\/1\.1 200 OK\r\n(.+\r\n)*connection: close\r\n/);
+      assert.match(text, /GET \/slow 0$/);
+      assert.ok(closed);
+    },
+  );
+
+  await t.step(
+    "a request arriving on an idle connection during the drain is served, with Connection: close",
+    async () => {
+      await idleThenAsks.write(get("/late"));
+      const { text, closed } = await readAll(idleThenAsks);
+      assert.match(text, /connection: close\r\n/);
+      assert.match(text, /GET \/late 0$/);
+      assert.ok(closed);
+    },
+  );
+
+  await t.step("a connection that stays idle is closed after the grace", async () => {
+    const { text, closed } = await readAll(idle);
+    assert.equal(text, "");
+    assert.ok(closed);
+    assert.ok(performance.now() - started >= 900, "not before the grace");
+  });
+
+  assert.deepEqual(await drained, { timedOut: false, cut: 0, late: 0 });
+});
+
+Deno.test("a request that races the close of an idle connection is counted as late", async () => {
+  await using server = upstream();
+  const guard = guardFor(server);
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: guard.addr.port });
+  await conn.write(get("/"));
+  await readResponses(conn, 1);
+  const drained = guard.drain(5000);
+  // After the grace the guard has sent its FIN; a client that has not read it yet sends.
+  await sleep(1200);
+  await conn.write(get("/too-late"));
+  assert.deepEqual(await drained, { timedOut: false, cut: 0, late: 1 });
+  const { text, closed } = await readAll(conn);
+  assert.equal(text, "", "it cannot be answered");
+  assert.ok(closed);
+});
+
+Deno.test("the drain timeout cuts what is left and counts it", async () => {
+  await using server = upstream();
+  const guard = guardFor(server);
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: guard.addr.port });
+  // Headers promise a body that never comes: a request on the connection until the cut.
+  await conn.write(encoder.encode("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc"));
+  await sleep(50);
+  const report = await guard.drain(300);
+  assert.deepEqual(report, { timedOut: true, cut: 1, late: 0 });
+  assert.ok((await readAll(conn, 1000)).closed);
+});
+
+Deno.test("the guard in its Worker: listens, records clients, reports refusals, drains", async () => {
+  await using server = upstream();
+  const refusals: string[] = [];
+  const open: number[] = [];
+  const guard = await guardConnectionsInWorker({
+    hostname: "127.0.0.1",
+    port: 0,
+    upstream: { hostname: "127.0.0.1", port: server.addr.port },
+    ...LIMITS,
+    headerTimeoutMs: 200,
+    onRefused: (reason) => refusals.push(reason),
+    onOpenChange: (n) => open.push(n),
+  });
+  const silent = await Deno.connect({ hostname: "127.0.0.1", port: guard.addr.port });
+  assert.ok((await readAll(silent)).closed, "closed at the header timeout");
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: guard.addr.port });
+  await conn.write(get("/"));
+  await readResponses(conn, 1);
+  const closed = readAll(conn);
+  const report = await guard.drain(3000);
+  assert.deepEqual(report, { timedOut: false, cut: 0, late: 0 });
+  assert.ok((await closed).closed);
+  assert.deepEqual(refusals, ["header_timeout"]);
+  assert.equal(open.at(-1), 0);
+});
+
+Deno.test("a guard that cannot listen says why", async () => {
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    await assert.rejects(
+      guardConnectionsInWorker({
+        hostname: "127.0.0.1",
+        port: (taken.addr as Deno.NetAddr).port,
+        upstream: { hostname: "127.0.0.1", port: 1 },
+        ...LIMITS,
+      }),
+      /in use/i,
+    );
+  } finally {
+    taken.close();
+  }
+});
