@@ -213,6 +213,55 @@ async function int8Phases(
   }
 }
 
+// What the connection guard costs: /health at c=50 from wrk through the public port
+// against the HTTP server's own loopback listener behind it, in one gateway, the rounds
+// interleaved so that drift on a shared machine hits both alike.
+async function guardCost() {
+  // Info level for the listening line (it names the internal port); /health is logged at debug.
+  const gateway = await startTask({ MODEL_SOURCE: "synthetic", LOG_LEVEL: "info", PORT: String(freePort()) });
+  try {
+    await waitReady(gateway.port, 180_000);
+    const internalPort = gateway.lines.find((l) => typeof l.internal_port === "number")?.internal_port;
+    const seconds = Math.max(2, Math.round(SECONDS / 8));
+    const rounds = 4;
+    const runs: Record<"internal" | "public", Array<{ rps: number; p99_ms: number }>> = {
+      internal: [],
+      public: [],
+    };
+    for (let i = 0; i < rounds; i++) {
+      for (const [name, port] of [["internal", internalPort], ["public", gateway.port]] as const) {
+        const r = await wrkClosedLoop(`http://127.0.0.1:${port}/health`, undefined, 50, seconds);
+        if (!r) return undefined;
+        runs[name].push({ rps: r.throughput_rps, p99_ms: r.p99_ms });
+      }
+    }
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const side = (name: "internal" | "public") => ({
+      rps: round(mean(runs[name].map((r) => r.rps))),
+      p99_ms: round(median(runs[name].map((r) => r.p99_ms))),
+    });
+    const result = {
+      concurrency: 50,
+      rounds,
+      seconds_per_round: seconds,
+      internal: side("internal"),
+      public: side("public"),
+      public_over_internal: round(
+        mean(runs.public.map((r) => r.rps)) / mean(runs.internal.map((r) => r.rps)),
+        3,
+      ),
+    };
+    log(
+      `/health c=50: public ${result.public.rps} req/s against internal ${result.internal.rps} (${result.public_over_internal})`,
+    );
+    return result;
+  } finally {
+    gateway.child.kill("SIGTERM");
+    await gateway.status;
+  }
+}
+
 // ---- run
 const started = new Date().toISOString();
 const resolved = await ensureSynthetic(config);
@@ -353,6 +402,10 @@ try {
   };
 }
 
+const guard = await guardCost();
+if (!guard) log("wrk is not installed: no connection guard phase");
+results = { ...results, guard_health_c50: guard ?? null };
+
 await Deno.mkdir(OUT, { recursive: true });
 await Deno.writeTextFile(new URL("results.json", OUT), JSON.stringify(results, null, 2) + "\n");
 // Sections measured elsewhere (the soak, which takes 10 minutes; the hardening figures from
@@ -469,6 +522,9 @@ ResNet-50 (4.09 GMAC/image). Photo: \`coffee.jpg\` (600x400 progressive JPEG) un
 | overload: admitted p99 within the queue bound (${t.admitted_p99_bound_ms} ms) | ${t.overload_admitted_p99_ms} ms | ${
     mark(t.overload_admitted_p99_ms <= t.admitted_p99_bound_ms)
   } |
+| /health at c=50 through the connection guard >= 85% of the internal listener | ${
+    r.guard_health_c50 ? `${round(r.guard_health_c50.public_over_internal * 100)}%` : "wrk not installed"
+  } | ${r.guard_health_c50 ? mark(r.guard_health_c50.public_over_internal >= 0.85) : ""} |
 | int8: raw ceiling >= 2.5 x raw fp32 | ${q.raw_int8_over_raw_fp32} x | ${
     mark(q.raw_int8_over_raw_fp32 >= 2.5)
   } |
@@ -523,7 +579,20 @@ ${
 }
 
 ${int8Section}
-## Decode + preprocess (single thread, median of 20 after warm-up)
+${
+    r.guard_health_c50
+      ? `## Connection guard (public port against the internal listener)
+
+\`/health\` from wrk at c=50, ${r.guard_health_c50.rounds} interleaved rounds of ${r.guard_health_c50.seconds_per_round} s on each side:
+through the public port (the guard, in its own thread, relaying to the HTTP server) ${r.guard_health_c50.public.rps} req/s,
+p99 ${r.guard_health_c50.public.p99_ms} ms; straight to the HTTP server's loopback listener ${r.guard_health_c50.internal.rps} req/s,
+p99 ${r.guard_health_c50.internal.p99_ms} ms: ${
+        round(r.guard_health_c50.public_over_internal * 100)
+      }% of the direct figure.
+
+`
+      : ""
+  }## Decode + preprocess (single thread, median of 20 after warm-up)
 
 | photo | median ms | p90 ms |
 | --- | --- | --- |

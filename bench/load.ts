@@ -152,16 +152,22 @@ function wrkMs(value: string, unit: string): number {
  */
 export async function wrkClosedLoop(
   url: string,
-  bodyFile: string,
+  /** A JPEG to POST; without one, wrk sends GETs. */
+  bodyFile: string | undefined,
   concurrency: number,
   seconds: number,
-  scriptFile: string,
+  scriptFile?: string,
 ): Promise<WrkResult | undefined> {
-  await Deno.writeTextFile(
-    scriptFile,
-    `local f = io.open(${JSON.stringify(bodyFile)}, "rb")\nwrk.method = "POST"\nwrk.body = f:read("*all")\n` +
-      `f:close()\nwrk.headers["Content-Type"] = "image/jpeg"\n`,
-  );
+  const script = bodyFile !== undefined && scriptFile !== undefined;
+  if (script) {
+    await Deno.writeTextFile(
+      scriptFile,
+      `local f = io.open(${
+        JSON.stringify(bodyFile)
+      }, "rb")\nwrk.method = "POST"\nwrk.body = f:read("*all")\n` +
+        `f:close()\nwrk.headers["Content-Type"] = "image/jpeg"\n`,
+    );
+  }
   let out: Deno.CommandOutput;
   try {
     out = await new Deno.Command("wrk", {
@@ -172,8 +178,7 @@ export async function wrkClosedLoop(
         "--timeout",
         "30s",
         "--latency",
-        "-s",
-        scriptFile,
+        ...(script ? ["-s", scriptFile] : []),
         url,
       ],
       stdout: "piped",
@@ -183,7 +188,7 @@ export async function wrkClosedLoop(
     if (err instanceof Deno.errors.NotFound) return undefined;
     throw err;
   } finally {
-    await Deno.remove(scriptFile).catch(() => {});
+    if (script) await Deno.remove(scriptFile).catch(() => {});
   }
   const text = new TextDecoder().decode(out.stdout);
   const pct = (p: number) => {
