@@ -16,7 +16,6 @@ import { propagator, SpanKind, SpanStatusCode } from "./otel.ts";
 import { RequestStages } from "./stages.ts";
 import { recordSafely } from "./telemetry_guard.ts";
 import type { Tracing } from "./otel.ts";
-import { clientAddress, TrustedProxies } from "../server/client_address.ts";
 
 export interface ObservabilityVariables {
   requestId: string;
@@ -35,13 +34,15 @@ export interface ObservabilityOptions {
   latencyObjectiveMs: number;
   /** Paths whose access-log line is debug, not info (probes and scrapes are noise). */
   quietPaths?: ReadonlySet<string>;
-  /** Peers whose X-Forwarded-For / Forwarded name the client (TRUSTED_PROXIES); none by default. */
-  trustedProxies?: TrustedProxies;
 }
 
-/** What the server passes as the request's environment (server/serve.ts): the client's end of the connection. */
+/**
+ * What the server passes as the request's environment (server/serve.ts): the other end of the TCP
+ * connection, and the client as TRUSTED_PROXIES let it be named.
+ */
 interface ConnectionEnv {
   remoteAddr?: Deno.NetAddr;
+  client?: { address: string; port?: number };
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:\-]{1,128}$/;
@@ -73,7 +74,6 @@ export function observability(options: ObservabilityOptions): MiddlewareHandler<
 > {
   const { metrics, tracing, latencyObjectiveMs } = options;
   const quiet = options.quietPaths ?? new Set(["/health", "/ready", "/metrics"]);
-  const trusted = options.trustedProxies ?? new TrustedProxies([]);
   const access = logger("http");
 
   return async function observabilityMiddleware(c, next) {
@@ -83,8 +83,7 @@ export function observability(options: ObservabilityOptions): MiddlewareHandler<
     const parent = propagator.extract(ROOT_CONTEXT, c.req.raw.headers, headerGetter);
     const url = new URL(c.req.url);
     // In-process requests (tests) have no connection.
-    const peer = (c.env as ConnectionEnv | undefined)?.remoteAddr;
-    const client = peer ? clientAddress(peer, c.req.raw.headers, trusted) : undefined;
+    const { remoteAddr: peer, client } = (c.env ?? {}) as ConnectionEnv;
     const span = tracing.tracer.startSpan(method, {
       kind: SpanKind.SERVER,
       attributes: {

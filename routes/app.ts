@@ -8,7 +8,6 @@ import type { ModelState } from "../model/state.ts";
 import { logger } from "../observability/logger.ts";
 import { renderMetrics } from "../observability/metrics.ts";
 import { observability } from "../observability/middleware.ts";
-import { TrustedProxies } from "../server/client_address.ts";
 import type { Telemetry } from "../observability/telemetry.ts";
 import { type BuildInfo, buildInfo, healthHandler, infoHandler, readyHandler } from "./health.ts";
 import { predictHandler } from "./predict.ts";
@@ -55,14 +54,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     typescript: build.typescript,
   }, 1);
 
-  app.use(
-    "*",
-    observability({
-      ...telemetry,
-      latencyObjectiveMs: config.LATENCY_OBJECTIVE_MS,
-      trustedProxies: new TrustedProxies(config.TRUSTED_PROXIES),
-    }),
-  );
+  app.use("*", observability({ ...telemetry, latencyObjectiveMs: config.LATENCY_OBJECTIVE_MS }));
 
   app.get("/health", healthHandler);
   app.get("/ready", readyHandler(state));

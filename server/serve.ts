@@ -7,12 +7,16 @@ import type { Config } from "../config.ts";
 import type { ModelState } from "../model/state.ts";
 import { logger } from "../observability/logger.ts";
 import type { Telemetry } from "../observability/telemetry.ts";
+import { type ClientAddress, clientAddress, TrustedProxies } from "./client_address.ts";
 import type { ConnectionGuard, RefusalReason } from "./connection_guard.ts";
 import { guardConnectionsInWorker } from "./guard_thread.ts";
 
-/** What the app is told about a request's connection: its client's end, as the guard saw it. */
+/** What the app is told about a request's connection. */
 export interface ConnectionInfo {
+  /** The other end of the client's TCP connection, as the guard saw it. */
   remoteAddr: Deno.NetAddr;
+  /** The client: that peer, or the one a trusted proxy's forwarding header names. */
+  client: ClientAddress;
 }
 
 export interface ServerDeps {
@@ -41,6 +45,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 /** Starts serving; resolves once the public port listens, rejects if it cannot (port taken, bad host). */
 export async function startServer({ config, app, state, telemetry }: ServerDeps): Promise<RunningServer> {
   const log = logger("lifecycle");
+  const trusted = new TrustedProxies(config.TRUSTED_PROXIES);
   // The HTTP server listens on loopback only; the public port is the connection guard, in
   // its own thread, which adds the header/idle timeouts, connection cap and lossless drain
   // Deno.serve lacks.
@@ -49,7 +54,8 @@ export async function startServer({ config, app, state, telemetry }: ServerDeps)
     (request, info): Response | Promise<Response> => {
       // Read now: Deno.serve's remoteAddr is gone once the handler has awaited.
       const upstream = info.remoteAddr;
-      return app.fetch(request, { remoteAddr: guard.clientOf(upstream.port) ?? upstream });
+      const peer = guard.clientOf(upstream.port) ?? upstream;
+      return app.fetch(request, { remoteAddr: peer, client: clientAddress(peer, request.headers, trusted) });
     },
   );
   const refusalsLogged = new Set<RefusalReason>();
