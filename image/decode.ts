@@ -11,8 +11,16 @@
  * is no faster. imagescript's `Image.decode` copies every pixel into an RGBA
  * bitmap one at a time; we call its WASM codecs directly instead. WebP goes
  * through sharp's libwebp, the library PIL decodes it with.
+ *
+ * With `codecs: "wasm"` (the WASM profile: INFERENCE_BACKEND=wasm, edge
+ * runtimes without native addons) nothing native is used: every JPEG goes
+ * through imagescript, WebP through libwebp compiled to WebAssembly
+ * (@jsquash/webp). sharp is therefore imported only when first used, so a
+ * process that never asks for it never loads a native library.
  */
-import sharp from "sharp";
+import type { Sharp, SharpOptions } from "sharp";
+import webpWasmFactory from "@jsquash/webp/codec/dec/webp_dec.js";
+import { initEmscriptenModule } from "@jsquash/webp/utils.js";
 // @ts-types="./imagescript_jpeg.d.ts"
 import jpegCodec from "imagescript/wasm/node/jpeg.js";
 // @ts-types="./imagescript_png.d.ts"
@@ -69,10 +77,20 @@ export function jpegScale(width: number, height: number, minShortSide: number): 
   return 1;
 }
 
-// One libvips thread per image: the gateway parallelizes across requests. No operation
-// cache: it would keep decoded images resident after their request.
-sharp.concurrency(1);
-sharp.cache(false);
+type SharpFactory = (input: Uint8Array, options: SharpOptions) => Sharp;
+let sharpLoaded: Promise<SharpFactory> | undefined;
+
+/** Loads sharp (and with it libvips) on first use. */
+function loadSharp(): Promise<SharpFactory> {
+  sharpLoaded ??= import("sharp").then(({ default: sharp }) => {
+    // One libvips thread per image: the gateway parallelizes across requests. No operation
+    // cache: it would keep decoded images resident after their request.
+    sharp.concurrency(1);
+    sharp.cache(false);
+    return sharp;
+  });
+  return sharpLoaded;
+}
 
 /**
  * libjpeg-turbo through sharp. Large photos are decoded at a reduced DCT scale
@@ -84,6 +102,7 @@ async function decodeJpegSharp(
   header: ImageHeader,
   minShortSide: number,
 ): Promise<RawImage> {
+  const sharp = await loadSharp();
   const scale = jpegScale(header.width, header.height, minShortSide);
   let pipeline = sharp(bytes, { failOn: "error", sequentialRead: true, limitInputPixels: false });
   if (scale !== 1) {
@@ -106,7 +125,8 @@ async function decodeJpegSharp(
   };
 }
 
-function decodeCmykJpeg(bytes: Uint8Array, header: ImageHeader, minShortSide: number): RawImage {
+/** imagescript's JPEG codec: CMYK JPEGs always, every JPEG with `codecs: "wasm"`. */
+function decodeJpegImagescript(bytes: Uint8Array, header: ImageHeader, minShortSide: number): RawImage {
   // A fresh instance per image: WASM memory only grows, so a shared instance
   // would keep the largest image ever decoded resident for the life of the process.
   const codec = jpegCodec.new();
@@ -129,6 +149,7 @@ function decodeCmykJpeg(bytes: Uint8Array, header: ImageHeader, minShortSide: nu
 
 /** libwebp through sharp: the first frame of an animation, drawn on the canvas the header declares. */
 async function decodeWebp(bytes: Uint8Array): Promise<RawImage> {
+  const sharp = await loadSharp();
   const { data, info } = await sharp(bytes, { failOn: "error", limitInputPixels: false })
     .raw({ depth: "uchar" })
     .toBuffer({ resolveWithObject: true });
@@ -142,10 +163,45 @@ async function decodeWebp(bytes: Uint8Array): Promise<RawImage> {
   };
 }
 
+let webpWasm: Promise<WebAssembly.Module> | undefined;
+
+/** libwebp as WebAssembly, compiled once from its npm package (read, never fetched from a network). */
+function loadWebpWasm(): Promise<WebAssembly.Module> {
+  webpWasm ??= Deno.readFile(new URL(import.meta.resolve("@jsquash/webp/codec/dec/webp_dec.wasm")))
+    .then((bytes) => WebAssembly.compile(bytes));
+  return webpWasm;
+}
+
+/**
+ * libwebp compiled to WebAssembly, for `codecs: "wasm"`: the same library as
+ * the native path, so the same pixels. A fresh instance per image (cheap once
+ * compiled), as for JPEG: its memory never shrinks. It decodes still images
+ * only; an animation is refused as undecodable.
+ */
+async function decodeWebpWasm(bytes: Uint8Array): Promise<RawImage> {
+  const codec = await initEmscriptenModule(webpWasmFactory, await loadWebpWasm());
+  const decoded = codec.decode(bytes);
+  if (!decoded) {
+    throw new DecodeError(
+      "Cannot decode WebP image: libwebp refused it (animated WebP needs the native decoder)",
+    );
+  }
+  const data = decoded.data;
+  return {
+    width: decoded.width,
+    height: decoded.height,
+    channels: 4,
+    data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+  };
+}
+
 function decodePng(bytes: Uint8Array): RawImage {
   const { width, height, framebuffer } = pngCodec.new().decode(bytes);
   return { width, height, channels: 4, data: framebuffer };
 }
+
+/** Which decoders: native where they are faster or closer to PIL (sharp), or WebAssembly only. */
+export type Codecs = "native" | "wasm";
 
 export interface DecodeOptions {
   /**
@@ -160,14 +216,19 @@ export interface DecodeOptions {
    * `PIL.Image.open` does.
    */
   orientation?: OrientationMode;
+  /** Default: native. */
+  codecs?: Codecs;
 }
 
 let ready: Promise<void> | undefined;
 
-/** Compiles the WASM codecs once; call at startup so the first request does not pay for it. */
-export function initDecoders(): Promise<void> {
+/**
+ * Compiles the WASM codecs once (and loads sharp when it will be used); call
+ * at startup so the first request does not pay for it.
+ */
+export async function initDecoders(codecs: Codecs = "native"): Promise<void> {
   ready ??= Promise.all([jpegCodec.init(), pngCodec.init()]).then(() => undefined);
-  return ready;
+  await Promise.all([ready, codecs === "native" ? loadSharp() : loadWebpWasm()]);
 }
 
 /**
@@ -182,16 +243,17 @@ export async function decodeImage(
   header: ImageHeader,
   options: DecodeOptions = {},
 ): Promise<RawImage> {
-  await initDecoders();
+  const codecs = options.codecs ?? "native";
+  await initDecoders(codecs);
   const minShortSide = options.minShortSide ?? Infinity;
   let image: RawImage;
   try {
     image = header.format === "png"
       ? decodePng(bytes)
       : header.format === "webp"
-      ? await decodeWebp(bytes)
-      : header.components === 4
-      ? decodeCmykJpeg(bytes, header, minShortSide)
+      ? await (codecs === "wasm" ? decodeWebpWasm(bytes) : decodeWebp(bytes))
+      : header.components === 4 || codecs === "wasm"
+      ? decodeJpegImagescript(bytes, header, minShortSide)
       : await decodeJpegSharp(bytes, header, minShortSide);
   } catch (err) {
     if (err instanceof DecodeError) throw err;

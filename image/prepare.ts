@@ -3,7 +3,7 @@
  * decode, then torchvision's transform. The one path taken by the
  * preprocessing worker, the inline preprocessor and the benchmark.
  */
-import { decodeImage } from "./decode.ts";
+import { type Codecs, decodeImage } from "./decode.ts";
 import type { ImageHeader } from "./image_header.ts";
 import type { OrientationMode } from "./orientation.ts";
 import { preprocessInto, TENSOR_SIZE } from "./preprocess.ts";
@@ -30,6 +30,8 @@ export interface PrepareOptions {
    * as browsers show it; `ignore` keeps it as stored, as torchvision does.
    */
   orientation?: OrientationMode;
+  /** `wasm`: WebAssembly decoders only (the WASM profile). Default: native. */
+  codecs?: Codecs;
 }
 
 /** Decodes and preprocesses one image; throws DecodeError when the bytes are not the image the header says. */
@@ -42,6 +44,7 @@ export async function prepareImage(
   const image = await decodeImage(bytes, header, {
     minShortSide: JPEG_MIN_DECODE_SHORT_SIDE,
     orientation: options.orientation,
+    codecs: options.codecs,
   });
   const t1 = performance.now();
   const tensor = new Float32Array(TENSOR_SIZE);

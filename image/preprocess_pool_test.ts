@@ -47,3 +47,25 @@ Deno.test("the worker pool applies or ignores EXIF orientation as configured, li
   );
   assert.notDeepEqual(applied.tensor, ignored.tensor);
 });
+
+Deno.test("a pool on the WebAssembly codecs gives those codecs' inline tensor", async () => {
+  const pool = new PreprocessPool(1, { codecs: "wasm" });
+  try {
+    for (const file of ["images/coffee.jpg", "images/chelsea_gray.jpg", "images/coffee.webp"]) {
+      const bytes = await fixture(file);
+      const header = readImageHeader(bytes);
+      const [a, b] = await Promise.all([
+        pool.prepare(bytes, header),
+        new InlinePreprocessor({ codecs: "wasm" }).prepare(bytes, header),
+      ]);
+      assert.deepEqual(a.tensor, b.tensor, file);
+    }
+    // Two JPEG decoders, so not bit-identical: the request reached the one asked for.
+    const coffee = await fixture("images/coffee.jpg");
+    const native = await new InlinePreprocessor().prepare(coffee, readImageHeader(coffee));
+    const wasm = await pool.prepare(coffee, readImageHeader(coffee));
+    assert.notDeepEqual(wasm.tensor, native.tensor);
+  } finally {
+    pool.close();
+  }
+});
