@@ -19,7 +19,8 @@ export const ZOO_INT8_MODEL_BYTES = 25_816_052;
 const MiB = 1024 * 1024;
 
 const LOG_LEVELS = ["trace", "debug", "info", "warning", "error", "fatal"] as const;
-const MODEL_SOURCES = ["auto", "file", "zoo", "synthetic"] as const;
+const MODEL_SOURCES = ["auto", "file", "url", "zoo", "synthetic"] as const;
+const INFERENCE_BACKENDS = ["native", "wasm"] as const;
 const PRECISIONS = ["fp32", "int8"] as const;
 const CALIBRATION_METHODS = ["percentile", "minmax"] as const;
 const SAMPLERS = [
@@ -47,6 +48,9 @@ export const configSchema = z.object({
   MODEL_SOURCE: z.enum(MODEL_SOURCES, { error: `one of ${MODEL_SOURCES.join(", ")}` }).default("auto"),
   MODEL_PATH: nonEmpty("a path to an ONNX file").optional(),
   MODEL_DIR: nonEmpty("a directory path").default("./models"),
+  /** An ONNX file fetched into memory at startup (never written to disk), checked against MODEL_SHA256. */
+  MODEL_URL: z.url({ protocol: /^https?$/, error: "an http(s) URL" }).optional(),
+  MODEL_SHA256: z.string().regex(/^[0-9a-f]{64}$/, "64 lowercase hex digits").optional(),
   MODEL_NAME: z.string().regex(/^[a-zA-Z0-9_.-]{1,64}$/, "1 to 64 letters, digits, '.', '_' or '-'")
     .default("resnet50"),
   MODEL_ZOO_URL: z.url({ protocol: /^https?$/, error: "an http(s) URL" }).default(ZOO_MODEL_URL),
@@ -73,6 +77,12 @@ export const configSchema = z.object({
   MAX_IMAGE_PIXELS: int(1, 1_000_000_000, 40_000_000),
   /** Images in one /predict multipart request or one v2 infer request. */
   MAX_IMAGES_PER_REQUEST: int(1, 64, 8),
+  /**
+   * native: onnxruntime-node and sharp (native code, needs --allow-ffi). wasm: onnxruntime-web and
+   * imagescript, WebAssembly only, for edge runtimes (docs/edge.md).
+   */
+  INFERENCE_BACKEND: z.enum(INFERENCE_BACKENDS, { error: `one of ${INFERENCE_BACKENDS.join(", ")}` })
+    .default("native"),
   /**
    * Threads per onnxruntime session. On 2 cores, one session of 2 threads answers a lone request in about
    * half the time of two sessions of 1 thread, for a little less peak throughput (docs/performance.md).
@@ -157,6 +167,16 @@ export const configSchema = z.object({
       code: "custom",
       path: ["MODEL_PATH"],
       message: "a path, required when MODEL_SOURCE=file",
+    });
+  }
+  if (c.MODEL_SOURCE === "url" && !c.MODEL_URL) {
+    ctx.addIssue({ code: "custom", path: ["MODEL_URL"], message: "a URL, required when MODEL_SOURCE=url" });
+  }
+  if (c.MODEL_URL && !c.MODEL_SHA256) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["MODEL_SHA256"],
+      message: "the model file's 64 hex digit SHA-256, required with MODEL_URL",
     });
   }
 });

@@ -18,6 +18,8 @@ Deno.test("config", async (t) => {
     assert.equal(c.MODEL_PATH, undefined);
     assert.equal(c.SHUTDOWN_DELAY_MS, 0);
     assert.deepEqual(c.TRUSTED_PROXIES, []);
+    assert.equal(c.INFERENCE_BACKEND, "native");
+    assert.equal(c.MODEL_URL, undefined);
   });
 
   await t.step(
@@ -45,7 +47,20 @@ Deno.test("config", async (t) => {
     [{ PORT: "70000" }, /PORT="70000" is invalid: expected an integer from 0 to 65535/],
     [{ TOP_K: "0" }, /TOP_K="0" is invalid: expected an integer from 1 to 20/],
     [{ TOP_K: "2.5" }, /TOP_K="2.5" is invalid: expected an integer from 1 to 20/],
-    [{ MODEL_SOURCE: "s3" }, /MODEL_SOURCE="s3" is invalid: expected one of auto, file, zoo, synthetic/],
+    [{ MODEL_SOURCE: "s3" }, /MODEL_SOURCE="s3" is invalid: expected one of auto, file, url, zoo, synthetic/],
+    [{ INFERENCE_BACKEND: "gpu" }, /INFERENCE_BACKEND="gpu" is invalid: expected one of native, wasm/],
+    [
+      { MODEL_SOURCE: "url" },
+      /MODEL_URL=\(unset\) is invalid: expected a URL, required when MODEL_SOURCE=url/,
+    ],
+    [
+      { MODEL_URL: "https://models.example/resnet50.onnx" },
+      /MODEL_SHA256=\(unset\) is invalid: expected the model file's 64 hex digit SHA-256, required with MODEL_URL/,
+    ],
+    [
+      { MODEL_URL: "file:///etc/passwd" },
+      /MODEL_URL="file:\/\/\/etc\/passwd" is invalid: expected an http\(s\) URL/,
+    ],
     [{ LOG_LEVEL: "loud" }, /LOG_LEVEL="loud" is invalid: expected one of trace, debug, info/],
     [
       { MODEL_SOURCE: "file" },

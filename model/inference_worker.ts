@@ -1,30 +1,30 @@
 /// <reference no-default-lib="true" />
 /// <reference lib="deno.worker" />
 /**
- * Worker entry: owns one onnxruntime session. onnxruntime-node's `run` keeps
- * the calling JavaScript thread busy for the whole inference, so running it
- * here keeps the server's event loop free for HTTP, /health and /metrics.
+ * Worker entry: owns one onnxruntime session (either backend). Both keep the
+ * calling JavaScript thread busy for the whole inference, so running it here
+ * keeps the server's event loop free for HTTP, /health and /metrics.
  *
  * Protocol (structured clone, tensors transferred, never copied):
  *   -> { type: "init", options, warmupIterations }  <- { type: "ready", info, warmupMs } | { type: "failed", message }
  *   -> { type: "run", id, input, batch }            <- { type: "result", id, output } | { type: "error", id, message }
  *   -> { type: "close" }                            <- { type: "closed" }
  */
-import { OrtRunner, type OrtRunnerOptions } from "./ort_runner.ts";
+import { createRunner, type LocalRunner, type ModelInfo, type RunnerOptions } from "./runner.ts";
 
 export type WorkerRequest =
-  | { type: "init"; options: OrtRunnerOptions; warmupIterations: number }
+  | { type: "init"; options: RunnerOptions; warmupIterations: number }
   | { type: "run"; id: number; input: ArrayBuffer; batch: number }
   | { type: "close" };
 
 export type WorkerReply =
-  | { type: "ready"; info: OrtRunner["info"]; warmupMs: number }
+  | { type: "ready"; info: ModelInfo; warmupMs: number }
   | { type: "failed"; message: string }
   | { type: "result"; id: number; output: ArrayBuffer }
   | { type: "error"; id: number; message: string }
   | { type: "closed" };
 
-let runner: OrtRunner | undefined;
+let runner: LocalRunner | undefined;
 const reply = (message: WorkerReply, transfer: Transferable[] = []) =>
   self.postMessage(message, { transfer });
 const text = (err: unknown) => (err instanceof Error ? err.message : String(err));
@@ -34,7 +34,7 @@ self.onmessage = async (event: MessageEvent<WorkerRequest>) => {
   switch (msg.type) {
     case "init":
       try {
-        runner = await OrtRunner.create(msg.options);
+        runner = await createRunner(msg.options);
         const warmupMs = await runner.warmup(msg.warmupIterations);
         reply({ type: "ready", info: runner.info, warmupMs });
       } catch (err) {

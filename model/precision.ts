@@ -10,7 +10,9 @@
  * photos; below INT8_MIN_AGREEMENT, fp32 is served and a WARN says why.
  */
 import { createHash } from "node:crypto";
-import * as ort from "onnxruntime-node";
+// The runtime's version, from the package both runtimes share: importing onnxruntime-node here would load
+// its native library in every process that resolves a model, the WASM profile's included.
+import { env as ortEnv } from "onnxruntime-common";
 import type { Config } from "../config.ts";
 import { logger } from "../observability/logger.ts";
 import type { CalibrationMethod } from "./calibrate.ts";
@@ -19,7 +21,8 @@ import type { Int8Reply, Int8Request } from "./int8_worker.ts";
 import { decodeModel, isQuantized } from "./onnx_graph.ts";
 import type { Agreement } from "./quality_gate.ts";
 import type { Precision } from "./runner.ts";
-import { type ResolvedModel, resolveZooInt8 } from "./source.ts";
+import { readModelFile } from "./model_bytes.ts";
+import { ModelLoadError, type ResolvedModel, resolveZooInt8 } from "./source.ts";
 import { sha256File } from "./zoo.ts";
 
 /** Bumped whenever the quantizer's output changes, so cached int8 files are rebuilt. */
@@ -170,7 +173,7 @@ async function gateFigures(
   int8: { path: string; sha256: string },
   set: CalibrationSet,
 ): Promise<Agreement> {
-  const key = hash("gate-v1", fp32.sha256, int8.sha256, set.fingerprint, ort.env.versions.node ?? "");
+  const key = hash("gate-v1", fp32.sha256, int8.sha256, set.fingerprint, ortEnv.versions.common);
   const cache = `${int8.path}.gate.json`;
   try {
     const cached = JSON.parse(await Deno.readTextFile(cache));
@@ -290,4 +293,48 @@ export async function choosePrecision(
     fields,
   );
   return { path: int8.path, sha256: int8.sha256, precision: "int8", quantization: report };
+}
+
+/**
+ * What is served when the model cannot be quantized here: where nothing may be
+ * written and no native runtime loads (`no-disk`, the edge entry), or the model
+ * is held in memory (`in-memory`, MODEL_URL). The model as it is: int8 when it
+ * was quantized ahead. MODEL_PRECISION=int8 over an fp32 model stops the load,
+ * saying how to quantize ahead.
+ */
+export async function servedAsIs(
+  config: PrecisionConfig,
+  resolved: ResolvedModel,
+  why: "no-disk" | "in-memory",
+): Promise<ServedModel> {
+  const bytes = resolved.bytes ?? await readModelFile(resolved.path);
+  const served: ServedModel = {
+    path: resolved.path,
+    sha256: resolved.sha256,
+    precision: isQuantized(decodeModel(bytes)) ? "int8" : "fp32",
+  };
+  if (config.MODEL_PRECISION === "fp32") return served;
+  if (served.precision === "fp32") {
+    throw new ModelLoadError(
+      `MODEL_PRECISION=int8 quantizes at startup, which ${
+        why === "no-disk"
+          ? "needs a writable MODEL_DIR and the native runtime; this entry has neither"
+          : "needs the model as a file; this one is held in memory (MODEL_URL)"
+      }. Quantize ahead (MODEL_PRECISION=int8 deno task model:synth or model:fetch writes the int8 file ` +
+        "into MODEL_DIR) and point MODEL_PATH or MODEL_URL at that file.",
+    );
+  }
+  const note = resolved.weights === "synthetic" ? SYNTHETIC_NOTE : undefined;
+  return {
+    ...served,
+    quantization: {
+      origin: "pre-quantized",
+      calibrationDir: config.CALIBRATION_DIR,
+      minAgreement: config.INT8_MIN_AGREEMENT,
+      accepted: true,
+      int8Path: resolved.path,
+      int8Sha256: resolved.sha256,
+      ...(note ? { note } : {}),
+    },
+  };
 }

@@ -1,20 +1,31 @@
 /**
  * Decides which ONNX file to serve (MODEL_SOURCE) and makes sure it is on
  * disk: a given file, the ONNX model zoo's pretrained ResNet-50 (checksum
- * verified), or a synthetic ResNet-50 built from a seed.
+ * verified), or a synthetic ResNet-50 built from a seed. A model from
+ * MODEL_URL, and any model where there is no writable disk, is held in
+ * memory instead (model_bytes.ts).
  */
 import { type Config, ZOO_INT8_MODEL_URL } from "../config.ts";
 import { ZOO_INT8_MODEL_BYTES, ZOO_INT8_MODEL_SHA256, ZOO_MODEL_BYTES, ZOO_MODEL_SHA256 } from "../config.ts";
 import { logger } from "../observability/logger.ts";
 import type { ModelInfo, Weights } from "./runner.ts";
+import { fetchModelBytes, syntheticModelBytes } from "./model_bytes.ts";
 import { buildSyntheticResNet50 } from "./synthetic_resnet50.ts";
 import { downloadVerified, sha256File } from "./zoo.ts";
 
 export interface ResolvedModel {
+  /** The file; for a model in memory, where it came from (its URL, or memory:…). */
   path: string;
   source: ModelInfo["source"];
   weights: Weights;
   sha256: string;
+  /** The model itself when it has no file. */
+  bytes?: Uint8Array;
+}
+
+export interface ResolveOptions {
+  /** false: write nothing; downloads and the synthetic model stay in memory. Default true. */
+  disk?: boolean;
 }
 
 export class ModelLoadError extends Error {
@@ -30,8 +41,14 @@ const SYNTHETIC_PRODUCER = "synthetic-resnet50";
 type ModelConfig =
   & Pick<
     Config,
-    "MODEL_SOURCE" | "MODEL_PATH" | "MODEL_DIR" | "MODEL_ZOO_URL" | "MODEL_ZOO_SHA256" | "SYNTHETIC_SEED"
+    | "MODEL_SOURCE"
+    | "MODEL_PATH"
+    | "MODEL_DIR"
+    | "MODEL_ZOO_URL"
+    | "MODEL_ZOO_SHA256"
+    | "SYNTHETIC_SEED"
   >
+  & Partial<Pick<Config, "MODEL_URL" | "MODEL_SHA256">>
   & Partial<Pick<Config, "MODEL_ZOO_INT8_URL" | "MODEL_ZOO_INT8_SHA256">>;
 
 /** One file of the model zoo: where it comes from, its checksum and, for the default file, its size. */
@@ -74,11 +91,13 @@ export function syntheticPath(config: ModelConfig): string {
   return `${config.MODEL_DIR}/resnet50-synthetic-seed${config.SYNTHETIC_SEED}.onnx`;
 }
 
-async function exists(path: string): Promise<boolean> {
+/** `mayBeUnreadable`: a cache the process may not read (an edge runtime's) counts as empty. */
+async function exists(path: string, mayBeUnreadable = false): Promise<boolean> {
   try {
     return (await Deno.stat(path)).isFile;
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return false;
+    if (mayBeUnreadable && err instanceof Deno.errors.NotCapable) return false;
     throw err;
   }
 }
@@ -91,8 +110,35 @@ async function weightsOf(path: string): Promise<Weights> {
   using file = await Deno.open(path, { read: true });
   const head = new Uint8Array(512);
   const n = (await file.read(head)) ?? 0;
-  const text = new TextDecoder("latin1").decode(head.subarray(0, n));
+  return weightsOfHead(head.subarray(0, n));
+}
+
+function weightsOfHead(head: Uint8Array): Weights {
+  const text = new TextDecoder("latin1").decode(head.subarray(0, 512));
   return text.includes(SYNTHETIC_PRODUCER) ? "synthetic" : "pretrained";
+}
+
+/** MODEL_URL (or the zoo where nothing may be written), fetched into memory and verified. */
+async function fetchToMemory(
+  url: string,
+  sha256: string,
+  source: "url" | "zoo",
+  expectedBytes?: number,
+  fetchImpl?: typeof fetch,
+): Promise<ResolvedModel> {
+  const { bytes } = await fetchModelBytes({ url, sha256, expectedBytes, fetch: fetchImpl });
+  return { path: url, source, weights: weightsOfHead(bytes), sha256, bytes };
+}
+
+function syntheticInMemory(config: ModelConfig): ResolvedModel {
+  const { bytes, sha256 } = syntheticModelBytes(config.SYNTHETIC_SEED);
+  return {
+    path: `memory:resnet50-synthetic-seed${config.SYNTHETIC_SEED}`,
+    source: "synthetic",
+    weights: "synthetic",
+    sha256,
+    bytes,
+  };
 }
 
 async function fromFile(path: string): Promise<ResolvedModel> {
@@ -104,10 +150,11 @@ async function fromFile(path: string): Promise<ResolvedModel> {
 async function cachedZoo(
   config: ModelConfig,
   precision: "fp32" | "int8" = "fp32",
+  mayBeUnreadable = false,
 ): Promise<ResolvedModel | undefined> {
   const file = zooFile(config, precision);
   const path = pathOf(config, file);
-  if (!(await exists(path))) return undefined;
+  if (!(await exists(path, mayBeUnreadable))) return undefined;
   const sha256 = await sha256File(path);
   if (sha256 !== file.sha256) {
     logger("model").warn("Cached zoo {what} {path} has sha256 {sha256}, expected {expected}; ignoring it", {
@@ -171,26 +218,49 @@ export async function ensureSynthetic(config: ModelConfig): Promise<ResolvedMode
   return { path, source: "synthetic", weights: "synthetic", sha256: await sha256File(path) };
 }
 
-/** Resolves MODEL_SOURCE to a file on disk. */
-export async function resolveModel(config: ModelConfig, fetchImpl?: typeof fetch): Promise<ResolvedModel> {
+/** Resolves MODEL_SOURCE to a file on disk, or to bytes in memory (MODEL_URL, or `disk: false`). */
+export async function resolveModel(
+  config: ModelConfig,
+  fetchImpl?: typeof fetch,
+  options: ResolveOptions = {},
+): Promise<ResolvedModel> {
+  const disk = options.disk ?? true;
+  const download = () => {
+    if (disk) return downloadZoo(config, fetchImpl);
+    const file = zooFile(config, "fp32");
+    return fetchToMemory(file.url, file.sha256, "zoo", file.expectedBytes, fetchImpl);
+  };
+  const synthetic = async (): Promise<ResolvedModel> => {
+    if (disk) return await ensureSynthetic(config);
+    // One shipped with the code (`deno task model:synth` before deploying) is read, not rebuilt.
+    const path = syntheticPath(config);
+    if (await exists(path, true)) {
+      return { path, source: "synthetic", weights: "synthetic", sha256: await sha256File(path) };
+    }
+    return syntheticInMemory(config);
+  };
+  const url = () => fetchToMemory(config.MODEL_URL!, config.MODEL_SHA256!, "url", undefined, fetchImpl);
   switch (config.MODEL_SOURCE) {
     case "file":
       return await fromFile(config.MODEL_PATH!);
+    case "url":
+      return await url();
     case "zoo":
-      return (await cachedZoo(config)) ?? await downloadZoo(config, fetchImpl);
+      return (await cachedZoo(config, "fp32", !disk)) ?? await download();
     case "synthetic":
-      return await ensureSynthetic(config);
+      return await synthetic();
     case "auto": {
       if (config.MODEL_PATH) return await fromFile(config.MODEL_PATH);
-      const cached = await cachedZoo(config);
+      if (config.MODEL_URL) return await url();
+      const cached = await cachedZoo(config, "fp32", !disk);
       if (cached) return cached;
       try {
-        return await downloadZoo(config, fetchImpl);
+        return await download();
       } catch (err) {
         logger("model").warn("Pretrained model unavailable ({reason}); falling back to synthetic weights", {
           reason: err instanceof Error ? err.message : String(err),
         });
-        return await ensureSynthetic(config);
+        return await synthetic();
       }
     }
   }

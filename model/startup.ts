@@ -6,14 +6,19 @@
 import type { Config } from "../config.ts";
 import { logger } from "../observability/logger.ts";
 import { guarded } from "../observability/telemetry_guard.ts";
-import { resolveModel } from "./source.ts";
-import { choosePrecision } from "./precision.ts";
+import { resolveModel, type ResolveOptions } from "./source.ts";
+import { choosePrecision, servedAsIs } from "./precision.ts";
 import type { Tracer } from "@opentelemetry/api";
 import { Batcher } from "./batcher.ts";
 import { Classifier, type ImageInput } from "./classifier.ts";
 import { InlinePreprocessor, PreprocessPool } from "../image/preprocess_pool.ts";
-import { type ModelInfo, type ModelRunner, SYNTHETIC_WEIGHTS_WARNING } from "./runner.ts";
-import { OrtRunner, type OrtRunnerOptions } from "./ort_runner.ts";
+import {
+  createRunner,
+  type ModelInfo,
+  type ModelRunner,
+  type RunnerOptions,
+  SYNTHETIC_WEIGHTS_WARNING,
+} from "./runner.ts";
 import { WorkerRunner } from "./worker_runner.ts";
 
 export interface LoadedModel {
@@ -23,14 +28,18 @@ export interface LoadedModel {
   loadSeconds: number;
   warmupMs: number;
   /** Options to start another identical runner (to replace a dead worker). */
-  runnerOptions: OrtRunnerOptions;
+  runnerOptions: RunnerOptions;
 }
 
 /** Resolves, loads and warms the model: everything that must happen before `/ready` turns 200. */
-export async function loadModel(config: Config, fetchImpl?: typeof fetch): Promise<LoadedModel> {
+export async function loadModel(
+  config: Config,
+  fetchImpl?: typeof fetch,
+  options: ResolveOptions = {},
+): Promise<LoadedModel> {
   const log = logger("model");
   const t0 = performance.now();
-  const resolved = await resolveModel(config, fetchImpl);
+  const { bytes, ...resolved } = await resolveModel(config, fetchImpl, options);
   if (resolved.weights === "synthetic") {
     log.warn("SYNTHETIC WEIGHTS: {warning}", {
       warning: SYNTHETIC_WEIGHTS_WARNING,
@@ -38,9 +47,15 @@ export async function loadModel(config: Config, fetchImpl?: typeof fetch): Promi
       path: resolved.path,
     });
   }
-  const served = await choosePrecision(config, resolved, fetchImpl);
-  const runnerOptions: OrtRunnerOptions = {
+  // Quantizing here needs a writable MODEL_DIR, the native runtime and a model file; without them
+  // the model is served as it is (int8 if it was quantized ahead).
+  const served = options.disk === false || bytes
+    ? await servedAsIs(config, { ...resolved, bytes }, options.disk === false ? "no-disk" : "in-memory")
+    : await choosePrecision(config, resolved, fetchImpl);
+  let runnerOptions: RunnerOptions = {
+    backend: config.INFERENCE_BACKEND,
     path: served.path,
+    bytes,
     name: config.MODEL_NAME,
     weights: resolved.weights,
     sha256: served.sha256,
@@ -53,9 +68,11 @@ export async function loadModel(config: Config, fetchImpl?: typeof fetch): Promi
   let runners: ModelRunner[];
   let warmupMs: number;
   if (config.INFERENCE_WORKERS === 0) {
-    const runner = await OrtRunner.create(runnerOptions);
+    const runner = await createRunner(runnerOptions);
     warmupMs = await runner.warmup();
     runners = [runner];
+    // The session holds its own copy; no worker will need the bytes again.
+    runnerOptions = { ...runnerOptions, bytes: undefined };
   } else {
     const workers = await Promise.all(
       Array.from({ length: config.INFERENCE_WORKERS }, () => WorkerRunner.create(runnerOptions)),
@@ -75,8 +92,11 @@ export async function loadModel(config: Config, fetchImpl?: typeof fetch): Promi
     input: info.inputName,
     output: info.outputName,
     sessions: runners.length,
+    backend: config.INFERENCE_BACKEND,
+    runtime: `${info.runtime} ${info.runtimeVersion}`,
+    in_memory: bytes !== undefined,
     in_workers: config.INFERENCE_WORKERS > 0,
-    intra_op_threads: config.INTRA_OP_THREADS,
+    intra_op_threads: info.intraOpThreads,
   });
   log.info("Model warmed up: slowest warm-up inference took {ms} ms", {
     ms: +warmupMs.toFixed(1),
@@ -92,9 +112,9 @@ export async function loadModel(config: Config, fetchImpl?: typeof fetch): Promi
  */
 export function superviseWorkers(
   batcher: Batcher,
-  runnerOptions: OrtRunnerOptions,
+  runnerOptions: RunnerOptions,
   onRestart: (reason: string) => void = () => {},
-  create: (options: OrtRunnerOptions) => Promise<WorkerRunner> = (o) => WorkerRunner.create(o, 1),
+  create: (options: RunnerOptions) => Promise<WorkerRunner> = (o) => WorkerRunner.create(o, 1),
 ): void {
   const log = logger("model");
   const restarted = guarded("worker_restart", onRestart)!;
@@ -155,7 +175,8 @@ export function buildClassifier(
     onBatch: hooks.onBatch,
   });
   if (loaded.runnerOptions) superviseWorkers(batcher, loaded.runnerOptions, hooks.onWorkerRestart);
-  const preprocessing = { orientation: config.EXIF_ORIENTATION };
+  // The WASM profile decodes without native code too.
+  const preprocessing = { orientation: config.EXIF_ORIENTATION, codecs: config.INFERENCE_BACKEND };
   const preprocessor = config.PREPROCESS_WORKERS > 0
     ? new PreprocessPool(config.PREPROCESS_WORKERS, preprocessing)
     : new InlinePreprocessor(preprocessing);

@@ -6,8 +6,7 @@
  */
 import type { WorkerReply, WorkerRequest } from "./inference_worker.ts";
 import { TENSOR_SIZE } from "../image/preprocess.ts";
-import type { ModelInfo, ModelRunner } from "./runner.ts";
-import type { OrtRunnerOptions } from "./ort_runner.ts";
+import type { ModelInfo, ModelRunner, RunnerOptions } from "./runner.ts";
 
 export class WorkerCrashedError extends Error {
   constructor(message: string) {
@@ -43,7 +42,7 @@ export class WorkerRunner implements ModelRunner {
   }
 
   /** Starts a worker, loads and warms the model in it. */
-  static create(options: OrtRunnerOptions, warmupIterations = 2): Promise<WorkerRunner> {
+  static create(options: RunnerOptions, warmupIterations = 2): Promise<WorkerRunner> {
     const worker = new Worker(new URL("./inference_worker.ts", import.meta.url), { type: "module" });
     return new Promise((resolve, reject) => {
       worker.onmessage = (event: MessageEvent<WorkerReply>) => {

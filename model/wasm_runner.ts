@@ -1,0 +1,106 @@
+/**
+ * Runs the classifier through onnxruntime-web's WebAssembly backend: no
+ * native code, so it runs where FFI is refused (edge runtimes, `deno task
+ * start:edge`). SIMD always; threads where the runtime has Workers, since
+ * WebAssembly threads are Workers sharing memory.
+ *
+ * onnxruntime-web loads its .wasm from its own npm package directory (read
+ * access to node_modules, nothing fetched); the model comes as bytes or a
+ * path read here.
+ */
+import * as ort from "onnxruntime-web";
+import { CROP_SIZE, TENSOR_SIZE } from "../image/preprocess.ts";
+import {
+  describeSession,
+  type LocalRunner,
+  type ModelInfo,
+  ModelShapeError,
+  type RunnerOptions,
+  warmUp,
+} from "./runner.ts";
+
+/**
+ * WebAssembly threads wanted for `requested` (INTRA_OP_THREADS). 0 means
+ * onnxruntime's own choice, one per two logical cores up to 4 (it cannot
+ * make that choice itself in Deno, which it takes for a browser page that
+ * is not cross-origin isolated, and would run single-threaded).
+ */
+export function wasmThreads(requested: number, hasWorkers = typeof Worker === "function"): number {
+  if (!hasWorkers) return 1;
+  if (requested > 0) return requested;
+  return Math.min(4, Math.ceil((navigator.hardwareConcurrency || 1) / 2));
+}
+
+/**
+ * The WebAssembly module is instantiated once per isolate with the thread
+ * count of the first session; later sessions share it.
+ */
+let configured = false;
+function configure(threads: number): void {
+  if (configured) return;
+  configured = true;
+  ort.env.wasm.numThreads = threads;
+  // Its warnings would go to stdout, between our JSON log lines.
+  ort.env.logLevel = "error";
+}
+
+export class WasmRunner implements LocalRunner {
+  readonly info: ModelInfo;
+  readonly #session: ort.InferenceSession;
+
+  private constructor(session: ort.InferenceSession, info: ModelInfo) {
+    this.#session = session;
+    this.info = info;
+  }
+
+  /** Loads the model, checks it is an image classifier. */
+  static async create(options: RunnerOptions): Promise<WasmRunner> {
+    configure(wasmThreads(options.intraOpThreads));
+    let session: ort.InferenceSession;
+    try {
+      // The runtime reads a path with Node's fs; read it here so a missing file says so plainly.
+      const bytes = options.bytes ?? await Deno.readFile(options.path);
+      session = await ort.InferenceSession.create(bytes, {
+        executionProviders: ["wasm"],
+        graphOptimizationLevel: "all",
+        executionMode: "sequential",
+      });
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      throw new ModelShapeError(`Cannot load ONNX model ${options.path}: ${reason}`);
+    }
+    const info = describeSession(session, options, {
+      runtime: "onnxruntime-web",
+      runtimeVersion: ort.env.versions.web ?? "unknown",
+      // What the module was instantiated with (1 if this runtime cannot run WebAssembly threads).
+      intraOpThreads: ort.env.wasm.numThreads ?? 1,
+    });
+    return new WasmRunner(session, info);
+  }
+
+  async run(input: Float32Array, batch: number): Promise<Float32Array> {
+    if (input.length < batch * TENSOR_SIZE) throw new RangeError("Input is shorter than the batch it claims");
+    const tensor = new ort.Tensor("float32", input.subarray(0, batch * TENSOR_SIZE), [
+      batch,
+      3,
+      CROP_SIZE,
+      CROP_SIZE,
+    ]);
+    const results = await this.#session.run({ [this.info.inputName]: tensor }, [this.info.outputName]);
+    const output = results[this.info.outputName];
+    if (
+      !output || !(output.data instanceof Float32Array) || output.data.length !== batch * this.info.classes
+    ) {
+      throw new ModelShapeError(`Model output has an unexpected size for batch ${batch}`);
+    }
+    return output.data;
+  }
+
+  warmup(iterations = 2): Promise<number> {
+    return warmUp(this, iterations);
+  }
+
+  async close(): Promise<void> {
+    await this.#session.release();
+  }
+}
