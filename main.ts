@@ -5,9 +5,7 @@
  */
 import denoJson from "./deno.json" with { type: "json" };
 import { type Config, ConfigError, loadConfig, publicConfig } from "./config.ts";
-import { initDecoders } from "./image/decode.ts";
-import { loadLabels } from "./model/labels.ts";
-import { buildClassifier, loadModel } from "./model/startup.ts";
+import { startModel } from "./model/startup.ts";
 import { ModelState } from "./model/state.ts";
 import { createApp } from "./routes/app.ts";
 import { startServer } from "./server/serve.ts";
@@ -71,16 +69,7 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
 }
 
 try {
-  const [labels, loaded] = await Promise.all([loadLabels(), loadModel(config), initDecoders()]);
-  const classifier = buildClassifier(config, loaded, labels, modelHooks(telemetry));
-  state.markReady(classifier, loaded.loadSeconds, loaded.warmupMs);
-  log.info("Ready: serving {model} ({weights} weights)", {
-    model: loaded.info.name,
-    weights: loaded.info.weights,
-    sessions: loaded.runners.length,
-    max_batch_size: config.MAX_BATCH_SIZE,
-    max_queue: config.MAX_QUEUE,
-  });
+  await startModel(config, state, modelHooks(telemetry));
 } catch (err) {
   const message = err instanceof Error ? err.message : String(err);
   state.markFailed(message);

@@ -4,6 +4,9 @@
  * source.ts so the model CLI does not load the native runtime.
  */
 import type { Config } from "../config.ts";
+import { initDecoders } from "../image/decode.ts";
+import { loadLabels } from "./labels.ts";
+import type { ModelState } from "./state.ts";
 import { logger } from "../observability/logger.ts";
 import { guarded } from "../observability/telemetry_guard.ts";
 import { resolveModel, type ResolveOptions } from "./source.ts";
@@ -187,4 +190,33 @@ export function buildClassifier(
     { maxImagePixels: config.MAX_IMAGE_PIXELS, onInput: hooks.onInput },
     preprocessor,
   );
+}
+
+/**
+ * Everything between listening and `/ready` for an entry point (main.ts,
+ * edge.ts): labels, decoders, the model, the classifier over it; then marks
+ * `state` ready. Throws if the model cannot be served.
+ */
+export async function startModel(
+  config: Config,
+  state: ModelState,
+  hooks: ClassifierHooks = {},
+  options: ResolveOptions = {},
+): Promise<Classifier> {
+  const [labels, loaded] = await Promise.all([
+    loadLabels(),
+    loadModel(config, undefined, options),
+    initDecoders(config.INFERENCE_BACKEND),
+  ]);
+  const classifier = buildClassifier(config, loaded, labels, hooks);
+  state.markReady(classifier, loaded.loadSeconds, loaded.warmupMs);
+  logger("lifecycle").info("Ready: serving {model} ({weights} weights)", {
+    model: loaded.info.name,
+    weights: loaded.info.weights,
+    backend: config.INFERENCE_BACKEND,
+    sessions: loaded.runners.length,
+    max_batch_size: config.MAX_BATCH_SIZE,
+    max_queue: config.MAX_QUEUE,
+  });
+  return classifier;
 }

@@ -1,0 +1,47 @@
+/**
+ * Entry point for fetch-handler runtimes (Deno Deploy, Supabase and Netlify
+ * Edge Functions, `deno serve`): the same app as main.ts, with nothing such a
+ * platform refuses. Its default export is `{ fetch }`; the platform owns the
+ * listener, the connections and the process, so there is no Deno.listen, no
+ * connection guard and no signal handling here. The model runs on the WASM
+ * backend, inline unless Workers are asked for and available, and nothing is
+ * ever written (docs/edge.md). `deno task start:edge` serves it locally under
+ * the same restrictions.
+ */
+import denoJson from "./deno.json" with { type: "json" };
+import { publicConfig } from "./config.ts";
+import { startModel } from "./model/startup.ts";
+import { ModelState } from "./model/state.ts";
+import { createApp } from "./routes/app.ts";
+import { buildInfo } from "./routes/health.ts";
+import { edgeConfig, waitForModel } from "./server/edge.ts";
+import { configureLogging, logger } from "./observability/logger.ts";
+import { createTelemetry, modelHooks } from "./observability/telemetry.ts";
+
+const { config, notes } = edgeConfig();
+await configureLogging({ level: config.LOG_LEVEL });
+const log = logger("lifecycle");
+const build = buildInfo(denoJson.version);
+log.info("Starting inference-gateway {version} (edge entry)", { ...build, config: publicConfig(config) });
+for (const note of notes) log.warn(note);
+
+const telemetry = createTelemetry(config, build.version);
+const state = new ModelState();
+const app = createApp({ config, state, telemetry, build });
+
+// Loading starts with the isolate and does not hold the module: the platform can route probes at once.
+const loading = startModel(config, state, modelHooks(telemetry), { disk: false }).catch((err) => {
+  const message = err instanceof Error ? err.message : String(err);
+  state.markFailed(message);
+  // No process to exit on a platform: /ready and /info say why, requests get 503 not_ready.
+  log.fatal("Model failed to load: {error}", { error: message });
+});
+
+export default {
+  fetch: waitForModel(app.fetch, state, loading, config.REQUEST_TIMEOUT_MS),
+  onListen(addr) {
+    if (addr.transport === "tcp") {
+      log.info("Listening on http://{hostname}:{port}", { hostname: addr.hostname, port: addr.port });
+    }
+  },
+} satisfies Deno.ServeDefaultExport;
