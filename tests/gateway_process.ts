@@ -13,10 +13,13 @@ export interface Started {
   status: Promise<Deno.CommandStatus>;
 }
 
-/** `deno task start` with its exact permissions, on loopback, output captured. */
-function startCommand(env: Record<string, string>): Deno.Command {
+/** Entry tasks: `start` (main.ts) and `start:edge` (edge.ts under deno serve). */
+export type StartTaskName = "start" | "start:edge";
+
+/** `deno task start` (or `task`) with its exact permissions, on loopback, output captured. */
+function startCommand(env: Record<string, string>, task: StartTaskName = "start"): Deno.Command {
   return new Deno.Command("deno", {
-    args: ["task", "--quiet", "start"],
+    args: ["task", "--quiet", task],
     cwd: ROOT,
     env: { NO_COLOR: "1", PORT: "0", HOST: "127.0.0.1", ...env },
     stdout: "piped",
@@ -25,8 +28,11 @@ function startCommand(env: Record<string, string>): Deno.Command {
 }
 
 /** Starts `deno task start` (its exact permissions) and resolves once it logs its listening port. */
-export async function startTask(env: Record<string, string>): Promise<Started> {
-  const child = startCommand(env).spawn();
+export async function startTask(
+  env: Record<string, string>,
+  task: StartTaskName = "start",
+): Promise<Started> {
+  const child = startCommand(env, task).spawn();
   const lines: Array<Record<string, unknown>> = [];
   const notJson: string[] = [];
   let stderrText = "";

@@ -1,0 +1,156 @@
+/**
+ * The edge profile as an edge platform would run it: `deno task start:edge`
+ * (edge.ts under `deno serve`) grants no FFI, no writes, no processes and no
+ * system information, and still serves the full-size model over real HTTP
+ * with the model built in memory.
+ */
+import assert from "node:assert/strict";
+import { startTask, waitReady } from "./gateway_process.ts";
+import { fixture } from "./helpers.ts";
+
+const ROOT = new URL("../", import.meta.url);
+
+/** The `start:edge` task's words: `deno serve <flags> edge.ts`. */
+async function edgeTask(): Promise<{ flags: string[]; entry: string }> {
+  const tasks = JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT))).tasks;
+  const words = String(tasks["start:edge"].command).split(/\s+/);
+  assert.deepEqual(words.slice(0, 2), ["deno", "serve"], "a fetch handler run by deno serve");
+  return { flags: words.slice(2, -1), entry: words.at(-1)! };
+}
+
+Deno.test("the start:edge task grants what an edge platform grants, and no more", async (t) => {
+  const { flags, entry } = await edgeTask();
+
+  await t.step("no FFI, writes, processes or system information; nothing blanket", () => {
+    assert.equal(entry, "edge.ts");
+    for (
+      const forbidden of ["--allow-ffi", "--allow-write", "--allow-run", "--allow-sys", "--allow-all", "-A"]
+    ) {
+      assert.ok(!flags.some((f) => f === forbidden || f.startsWith(`${forbidden}=`)), forbidden);
+    }
+    for (const f of flags.filter((f) => f.startsWith("--allow-"))) {
+      assert.ok(f.includes("="), `${f} names what it allows`);
+    }
+  });
+
+  // The same flags under `deno run`: deno serve adds no permission when the address comes from
+  // DENO_SERVE_ADDRESS (deploy/edge.env), so this is exactly what the entry gets.
+  const out = await new Deno.Command("deno", {
+    args: ["run", ...flags, "tests/edge_permission_probe.ts"],
+    cwd: ROOT,
+    env: { NO_COLOR: "1", MAX_QUEUE: "8" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  const results: Record<string, string> = JSON.parse(new TextDecoder().decode(out.stdout));
+
+  await t.step("what the edge entry needs is allowed", () => {
+    for (
+      const need of [
+        "read_labels",
+        "read_models",
+        "read_wasm_runtime",
+        "load_wasm_runtime",
+        "env_config",
+        "listen_loopback",
+      ]
+    ) {
+      assert.equal(results[need], "allowed", need);
+    }
+  });
+
+  await t.step(
+    "FFI and writes are refused by Deno, and so is everything else an edge platform refuses",
+    () => {
+      for (
+        const forbidden of [
+          "ffi_native_runtime",
+          "ffi_libc",
+          "import_onnxruntime_node",
+          "import_sharp",
+          "write_models",
+          "mkdir_models",
+          "write_tmp",
+          "write_project",
+          "spawn_process",
+          "sys_info",
+          "read_etc_passwd",
+          "read_project_source",
+          "env_other",
+          "connect_other_host",
+        ]
+      ) {
+        assert.equal(results[forbidden], "denied", forbidden);
+      }
+    },
+  );
+});
+
+Deno.test("deno task start:edge serves the model built in memory, and writes nothing", async (t) => {
+  // A model directory it may read but not write, and which has no model: the synthetic
+  // ResNet-50 must be built in memory.
+  const modelDir = `./models/edge-test-${crypto.randomUUID().slice(0, 8)}`;
+  const server = await startTask({ MODEL_SOURCE: "synthetic", MODEL_DIR: modelDir }, "start:edge");
+  try {
+    const base = `http://127.0.0.1:${server.port}`;
+    await t.step("probes answer while the model loads; then it is ready", async () => {
+      const res = await fetch(`${base}/health`);
+      assert.equal(res.status, 200);
+      await res.body?.cancel();
+      await waitReady(server.port, 180_000);
+    });
+
+    await t.step("/info names the WASM runtime and a model that came from memory", async () => {
+      const info = await (await fetch(`${base}/info`)).json();
+      assert.equal(info.model.runtime, "onnxruntime-web");
+      assert.equal(info.model.source, "synthetic");
+      assert.match(info.model.path, /^memory:/);
+      assert.equal(info.config.INFERENCE_BACKEND, "wasm");
+      assert.equal(info.config.INFERENCE_WORKERS, 0);
+    });
+
+    await t.step("predicts a real photo, and a v2 tensor, over HTTP", async () => {
+      const form = new FormData();
+      form.append("file", new Blob([await fixture("images/coffee.jpg")]), "coffee.jpg");
+      const res = await fetch(`${base}/predict`, { method: "POST", body: form });
+      assert.equal(res.status, 200);
+      const body = await res.json();
+      assert.equal(body.top_k.length, 5);
+      assert.equal(body.image.width, 600);
+
+      const v2 = await fetch(`${base}/v2/models/resnet50/infer`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          inputs: [{
+            name: "input",
+            datatype: "FP32",
+            shape: [1, 3, 224, 224],
+            data: new Array(150_528).fill(0),
+          }],
+        }),
+      });
+      assert.equal(v2.status, 200, await v2.clone().text());
+      const answer = await v2.json();
+      assert.deepEqual(answer.outputs[0].shape, [1, 1000]);
+    });
+
+    await t.step("the same metrics as the native profile", async () => {
+      const text = await (await fetch(`${base}/metrics`)).text();
+      assert.match(text, /^http_requests_total\{method="POST",route="\/predict",status="200"\} 1$/m);
+      assert.match(text, /^inference_stage_duration_seconds_count\{stage="inference"\} 2$/m);
+      assert.match(text, /^model_ready 1$/m);
+    });
+
+    await t.step("nothing was written: the model directory was never created", async () => {
+      await assert.rejects(Deno.stat(new URL(modelDir, ROOT)), Deno.errors.NotFound);
+      assert.ok(
+        server.lines.some((l) => String(l.message).startsWith("Built synthetic ResNet-50 in memory")),
+      );
+    });
+  } finally {
+    server.child.kill("SIGTERM");
+    await server.status;
+  }
+});
