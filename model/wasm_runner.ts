@@ -32,6 +32,30 @@ export function wasmThreads(requested: number, hasWorkers = typeof Worker === "f
 }
 
 /**
+ * onnxruntime-web's Emscripten glue takes Deno (which has `process`) for Node
+ * and replaces the global Worker with node:worker_threads' for its threads.
+ * Every Worker made after that (the preprocessing pool, inference workers,
+ * their replacements) would then start as a Node thread and fail. Once the
+ * runtime is up, the web Worker is put back; the glue's own thread requests
+ * (marked "em-pthread") still go to worker_threads.
+ */
+const WebWorker: typeof Worker | undefined = globalThis.Worker;
+const PTHREAD = "em-pthread";
+
+function restoreWebWorker(): void {
+  const installed = globalThis.Worker as unknown;
+  if (installed === WebWorker || typeof installed !== "function") return;
+  const ThreadWorker = installed as new (url: string | URL, options?: object) => unknown;
+  function Worker(url: string | URL, options?: WorkerOptions & { workerData?: unknown }) {
+    if (options?.workerData === PTHREAD) return new ThreadWorker(url, options);
+    if (!WebWorker) throw new TypeError("This runtime has no Workers");
+    return new WebWorker(url, options);
+  }
+  if (WebWorker) Worker.prototype = WebWorker.prototype;
+  globalThis.Worker = Worker as unknown as typeof globalThis.Worker;
+}
+
+/**
  * The WebAssembly module is instantiated once per isolate with the thread
  * count of the first session; later sessions share it.
  */
@@ -68,6 +92,8 @@ export class WasmRunner implements LocalRunner {
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
       throw new ModelShapeError(`Cannot load ONNX model ${options.path}: ${reason}`);
+    } finally {
+      restoreWebWorker();
     }
     const info = describeSession(session, options, {
       runtime: "onnxruntime-web",

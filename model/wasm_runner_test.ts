@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { fixture, manifest, testConfig } from "../tests/helpers.ts";
+import { PreprocessPool } from "../image/preprocess_pool.ts";
 import { readImageHeader } from "../image/image_header.ts";
 import { prepareImage } from "../image/prepare.ts";
 import { TENSOR_SIZE } from "../image/preprocess.ts";
@@ -105,6 +106,22 @@ Deno.test("the wasm backend loads bytes held in memory and refuses what is not a
     createRunner({ ...base, path: "./tests/tmp/no-such-model.onnx" }),
     (err: unknown) => err instanceof ModelShapeError && /No such file|not found/i.test(err.message),
   );
+});
+
+Deno.test("Deno Workers still start after onnxruntime-web has loaded (its glue swaps the global Worker)", async () => {
+  const resolved = await ensureSynthetic(testConfig());
+  const runner = await createRunner({ ...resolved, name: "resnet50", intraOpThreads: 2, backend: "wasm" });
+  const pool = new PreprocessPool(1, { codecs: "wasm" });
+  try {
+    const bytes = await fixture("images/coffee.jpg");
+    const prepared = await pool.prepare(bytes, readImageHeader(bytes));
+    assert.equal(prepared.tensor.length, TENSOR_SIZE);
+    // And the runtime's own threads keep working next to it.
+    assert.equal((await runner.run(prepared.tensor, 1)).length, 1000);
+  } finally {
+    pool.close();
+    await runner.close();
+  }
 });
 
 Deno.test("WebAssembly threads: as asked where there are Workers, one where there are none", () => {

@@ -3,7 +3,7 @@ import { type Config, loadConfig } from "../config.ts";
 import { Classifier } from "../model/classifier.ts";
 import { loadLabels } from "../model/labels.ts";
 import { buildClassifier, loadModel } from "../model/startup.ts";
-import type { ModelRunner } from "../model/runner.ts";
+import type { Backend, ModelRunner } from "../model/runner.ts";
 import { ModelState } from "../model/state.ts";
 import { createApp } from "../routes/app.ts";
 import { configureLogging, type LogRecord } from "../observability/logger.ts";
@@ -39,17 +39,32 @@ export function testConfig(env: Record<string, string> = {}): Config {
   return loadConfig((name) => env[name]);
 }
 
-let classifier: Promise<Classifier> | undefined;
+/** Both inference backends, for tests that run the same cases on each (the edge profile must not rot). */
+export const BACKENDS: readonly Backend[] = ["native", "wasm"];
 
-/** The real full-size synthetic ResNet-50, built once into ./models and shared by all tests of a file. */
-export function sharedClassifier(): Promise<Classifier> {
-  classifier ??= (async () => {
-    // The same load path as the server (resolve, load, warm up), with the session in
-    // this thread: tests then need no worker teardown. Worker tests start their own.
-    const config = testConfig({ MODEL_SOURCE: "synthetic", INFERENCE_WORKERS: "0", INTRA_OP_THREADS: "2" });
-    const loaded = await loadModel(config);
-    return buildClassifier(config, loaded, await loadLabels());
-  })();
+const classifiers = new Map<Backend, Promise<Classifier>>();
+
+/**
+ * The real full-size synthetic ResNet-50 on `backend`, built once into ./models and shared by all
+ * tests of a file.
+ */
+export function sharedClassifier(backend: Backend = "native"): Promise<Classifier> {
+  let classifier = classifiers.get(backend);
+  if (!classifier) {
+    classifier = (async () => {
+      // The same load path as the server (resolve, load, warm up), with the session in
+      // this thread: tests then need no worker teardown. Worker tests start their own.
+      const config = testConfig({
+        MODEL_SOURCE: "synthetic",
+        INFERENCE_WORKERS: "0",
+        INTRA_OP_THREADS: "2",
+        INFERENCE_BACKEND: backend,
+      });
+      const loaded = await loadModel(config);
+      return buildClassifier(config, loaded, await loadLabels());
+    })();
+    classifiers.set(backend, classifier);
+  }
   return classifier;
 }
 
@@ -60,12 +75,15 @@ export function testTelemetry(config: Config) {
   return { telemetry, spans };
 }
 
-/** An in-process app with the real model, ready; no port is opened. */
+/**
+ * An in-process app with the real model, ready; no port is opened. `env.INFERENCE_BACKEND`
+ * picks the backend (and with it the decoder), as it does for the server.
+ */
 export async function readyApp(env: Record<string, string> = {}) {
   // Decode inline: in-process tests need no worker teardown (the pool has its own test).
   const config = testConfig({ PREPROCESS_WORKERS: "0", ...env });
   const state = new ModelState();
-  const shared = await sharedClassifier();
+  const shared = await sharedClassifier(config.INFERENCE_BACKEND);
   const { telemetry, spans } = testTelemetry(config);
   state.markReady(
     buildClassifier(
