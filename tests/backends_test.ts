@@ -49,10 +49,21 @@ for (const backend of BACKENDS) {
       const body = await res.json();
       assert.equal(body.top_k.length, 5);
       assert.deepEqual(body.prediction, body.top_k[0]);
-      assert.deepEqual(body.image, { format: "jpeg", width: 600, height: 400, bytes: coffee.byteLength });
+      const { format, width, height, bytes } = body.image;
+      assert.deepEqual({ format, width, height, bytes }, {
+        format: "jpeg",
+        width: 600,
+        height: 400,
+        bytes: coffee.byteLength,
+      });
       for (const k of ["read_body", "decode", "preprocess", "inference", "postprocess", "total"]) {
         assert.ok(body.timings_ms[k] >= 0, k);
       }
+      // Alone on an idle model, the request waits for nothing: its time is the model's.
+      assert.ok(
+        body.timings_ms.inference > body.timings_ms.queue_wait,
+        `inference ${body.timings_ms.inference} ms, queue_wait ${body.timings_ms.queue_wait} ms`,
+      );
       const raw = await (await app.request("/predict", {
         method: "POST",
         body: coffee,
@@ -169,7 +180,7 @@ Deno.test("the two profiles side by side", async (t) => {
   });
 
   await t.step(
-    "every fixture photo gets the same top-1 from both (decoder and runtime together)",
+    "every fixture photo is served by both, with the same top-1 (decoder and runtime together)",
     async () => {
       const rows: string[] = [];
       let agree = 0;
@@ -178,6 +189,7 @@ Deno.test("the two profiles side by side", async (t) => {
         const body = await fixture(img.file);
         const [a, b] = await Promise.all([native, wasm].map(async (app) => {
           const res = await app.request("/predict", { method: "POST", body });
+          assert.equal(res.status, 200, img.file);
           return (await res.json()).prediction as { class_id: number; confidence: number };
         }));
         if (a.class_id === b.class_id) agree++;

@@ -7,36 +7,38 @@
 import assert from "node:assert/strict";
 import { startTask, waitReady } from "./gateway_process.ts";
 import { fixture } from "./helpers.ts";
+import { denoConfig, taskGrant } from "./task_permissions.ts";
 
 const ROOT = new URL("../", import.meta.url);
-
-/** The `start:edge` task's words: `deno serve <flags> edge.ts`. */
-async function edgeTask(): Promise<{ flags: string[]; entry: string }> {
-  const tasks = JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT))).tasks;
-  const words = String(tasks["start:edge"].command).split(/\s+/);
-  assert.deepEqual(words.slice(0, 2), ["deno", "serve"], "a fetch handler run by deno serve");
-  return { flags: words.slice(2, -1), entry: words.at(-1)! };
-}
+const config = await denoConfig();
 
 Deno.test("the start:edge task grants what an edge platform grants, and no more", async (t) => {
-  const { flags, entry } = await edgeTask();
+  const edge = taskGrant(config, "start:edge");
+
+  await t.step("deno serve runs edge.ts under the edge set", () => {
+    assert.equal(edge.subcommand, "serve", "a fetch handler run by deno serve");
+    assert.deepEqual(edge.entry, ["edge.ts"]);
+    assert.equal(edge.set, "edge");
+  });
 
   await t.step("no FFI, writes, processes or system information; nothing blanket", () => {
-    assert.equal(entry, "edge.ts");
-    for (
-      const forbidden of ["--allow-ffi", "--allow-write", "--allow-run", "--allow-sys", "--allow-all", "-A"]
-    ) {
-      assert.ok(!flags.some((f) => f === forbidden || f.startsWith(`${forbidden}=`)), forbidden);
+    for (const kind of ["ffi", "write", "run", "sys"] as const) {
+      assert.equal(edge.grants[kind], undefined, `no ${kind}`);
     }
-    for (const f of flags.filter((f) => f.startsWith("--allow-"))) {
-      assert.ok(f.includes("="), `${f} names what it allows`);
+    for (const [kind, grant] of Object.entries(edge.grants)) {
+      assert.ok(Array.isArray(grant) && grant.length > 0, `${kind} names what it allows`);
     }
+    assert.ok(!edge.flags.some((f) => f === "-A" || f.startsWith("--allow-")), "nothing added to the set");
+  });
+
+  await t.step("the same configuration variables as the gateway", () => {
+    assert.deepEqual(edge.grants.env, config.permissions?.gateway?.env);
   });
 
   // The same flags under `deno run`: deno serve adds no permission when the address comes from
   // DENO_SERVE_ADDRESS (deploy/edge.env), so this is exactly what the entry gets.
   const out = await new Deno.Command("deno", {
-    args: ["run", ...flags, "tests/edge_permission_probe.ts"],
+    args: ["run", ...edge.flags, "tests/edge_permission_probe.ts"],
     cwd: ROOT,
     env: { NO_COLOR: "1", MAX_QUEUE: "8" },
     stdout: "piped",
