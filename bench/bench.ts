@@ -15,6 +15,7 @@ import { WorkerRunner } from "../model/worker_runner.ts";
 import { loadConfig } from "../config.ts";
 import { freePort, metricValue, startTask, waitReady } from "../tests/gateway_process.ts";
 import { choosePrecision } from "../model/precision.ts";
+import { benchEdgeProfile, renderEdgeSection } from "./edge_profile.ts";
 import {
   closedLoop,
   type LoadResult,
@@ -406,6 +407,24 @@ const guard = await guardCost();
 if (!guard) log("wrk is not installed: no connection guard phase");
 results = { ...results, guard_health_c50: guard ?? null };
 
+// The edge profile last, with every native gateway stopped: the WASM runtime on each precision's file.
+results.edge = await benchEdgeProfile(
+  [
+    {
+      precision: "fp32",
+      path: resolved.path,
+      nativeC4Rps: results.gateway.find((l: LoadResult) => l.concurrency === 4)?.throughput_rps,
+    },
+    { precision: "int8", path: int8Served.path },
+  ],
+  {
+    seconds: SECONDS,
+    photo: await Deno.readFile(new URL("coffee.jpg", FIXTURES)),
+    threads: config.INTRA_OP_THREADS,
+    log,
+  },
+);
+
 await Deno.mkdir(OUT, { recursive: true });
 await Deno.writeTextFile(new URL("results.json", OUT), JSON.stringify(results, null, 2) + "\n");
 // Sections measured elsewhere (the soak, which takes 10 minutes; the hardening figures from
@@ -601,5 +620,5 @@ ${
       `| ${f} | ${(v as { median_ms: number }).median_ms} | ${(v as { p90_ms: number }).p90_ms} |`
     ).join("\n")
   }
-`;
+${renderEdgeSection(r.edge, r.settings.phase_seconds)}`;
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { captureLogs, testConfig } from "../tests/helpers.ts";
-import { fetchModelBytes, sha256Hex } from "./model_bytes.ts";
+import { fetchModelBytes, readModelFile, sha256Hex } from "./model_bytes.ts";
 import { ensureSynthetic, resolveModel } from "./source.ts";
 import { sha256File } from "./zoo.ts";
 import { DownloadError } from "./zoo.ts";
@@ -71,6 +71,19 @@ Deno.test("fetching a model into memory", async (t) => {
     );
     await assert.rejects(fetchModelBytes({ url: "http://127.0.0.1:9/none", sha256 }), /Cannot reach/);
   });
+});
+
+Deno.test("readModelFile reads the whole file into one buffer of its size", async () => {
+  const path = `./tests/tmp/model-bytes-${crypto.randomUUID().slice(0, 8)}.bin`;
+  const payload = Uint8Array.from({ length: 3_000_001 }, (_, i) => (i * 31) & 0xff);
+  await Deno.writeFile(path, payload);
+  try {
+    const bytes = await readModelFile(path);
+    assert.equal(bytes.buffer.byteLength, payload.length);
+    assert.deepEqual(bytes, payload);
+  } finally {
+    await Deno.remove(path);
+  }
 });
 
 Deno.test("models without a disk", async (t) => {

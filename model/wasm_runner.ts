@@ -10,6 +10,7 @@
  */
 import * as ort from "onnxruntime-web";
 import { CROP_SIZE, TENSOR_SIZE } from "../image/preprocess.ts";
+import { readModelFile } from "./model_bytes.ts";
 import {
   describeSession,
   type LocalRunner,
@@ -83,7 +84,7 @@ export class WasmRunner implements LocalRunner {
     let session: ort.InferenceSession;
     try {
       // The runtime reads a path with Node's fs; read it here so a missing file says so plainly.
-      const bytes = options.bytes ?? await Deno.readFile(options.path);
+      const bytes = options.bytes ?? await readModelFile(options.path);
       session = await ort.InferenceSession.create(bytes, {
         executionProviders: ["wasm"],
         graphOptimizationLevel: "all",
