@@ -28,6 +28,8 @@ export interface EdgeResult {
   ready_seconds: number;
   model_load_seconds: number;
   c4: LoadResult;
+  /** CPU time the server spent per answered request during the c=4 phase (decode, inference, HTTP). */
+  cpu_ms_per_request: number;
   peak_rss_mib: number;
   runtime_batch1_ms: { wasm_p50: number; native_p50: number; wasm_over_native: number };
   native_c4_rps: number | null;
@@ -62,6 +64,17 @@ async function peakRssMiB(pid: number): Promise<number> {
   const kib = Number(/^VmHWM:\s+(\d+) kB$/m.exec(status)?.[1]);
   if (!Number.isFinite(kib)) throw new Error(`No VmHWM for pid ${pid}`);
   return round((kib * 1024) / MiB);
+}
+
+/**
+ * CPU time a process has used (user + system, all threads), in ms. /proc/<pid>/stat counts it in
+ * USER_HZ ticks, which Linux fixes at 100 a second for this interface.
+ */
+async function cpuMs(pid: number): Promise<number> {
+  const stat = await procFile(`/proc/${pid}/stat`);
+  // The command name (field 2) may hold spaces; count fields after its closing parenthesis.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 /** Batch-1 latency of each runtime on the same model, one session of `threads` threads, in this process. */
@@ -114,17 +127,21 @@ export async function benchEdgeProfile(
       const info = await (await fetch(`${base}/info`)).json();
       if (info.model.runtime !== "onnxruntime-web") throw new Error(`Edge entry runs ${info.model.runtime}`);
       await closedLoop(`${base}/predict`, options.photo, 4, 3); // warm the server's JIT
+      const pid = await servePid(server.child.pid);
+      const cpuBefore = await cpuMs(pid);
       const c4 = await closedLoop(`${base}/predict`, options.photo, 4, options.seconds);
-      const peak = await peakRssMiB(await servePid(server.child.pid));
+      const cpu_ms_per_request = round((await cpuMs(pid) - cpuBefore) / Math.max(1, c4.ok));
+      const peak = await peakRssMiB(pid);
       options.log(
         `edge ${model.precision}: ready in ${ready_seconds} s, c=4 ${c4.throughput_rps} req/s ` +
-          `(p50 ${c4.p50_ms} p99 ${c4.p99_ms} ms), peak RSS ${peak} MiB`,
+          `(p50 ${c4.p50_ms} p99 ${c4.p99_ms} ms), ${cpu_ms_per_request} ms CPU a request, peak RSS ${peak} MiB`,
       );
       results.push({
         precision: model.precision,
         ready_seconds,
         model_load_seconds: round(info.model.load_seconds, 2),
         c4,
+        cpu_ms_per_request,
         peak_rss_mib: peak,
         runtime_batch1_ms: { wasm_p50: NaN, native_p50: NaN, wasm_over_native: NaN },
         native_c4_rps: model.nativeC4Rps ?? null,
@@ -158,7 +175,7 @@ export function renderEdgeSection(edge: EdgeResult[] | undefined, seconds: numbe
     : `| peak RSS serving int8 <= ${EDGE_TARGETS.peak_rss_mib} MiB | no int8 model in this run | |
 | int8 throughput at c=4 >= ${EDGE_TARGETS.throughput_c4_rps} req/s | no int8 model in this run | |`;
   const rows = edge.map((e) =>
-    `| ${e.precision} | ${e.ready_seconds} s (load ${e.model_load_seconds} s) | ${e.c4.throughput_rps} | ${e.c4.p50_ms} | ${e.c4.p99_ms} | ${e.peak_rss_mib} | ${
+    `| ${e.precision} | ${e.ready_seconds} s (load ${e.model_load_seconds} s) | ${e.c4.throughput_rps} | ${e.c4.p50_ms} | ${e.c4.p99_ms} | ${e.cpu_ms_per_request} | ${e.peak_rss_mib} | ${
       e.c4_wasm_over_native ?? "n/a"
     } | ${e.runtime_batch1_ms.wasm_p50} / ${e.runtime_batch1_ms.native_p50} ms (${e.runtime_batch1_ms.wasm_over_native}x) |`
   ).join("\n");
@@ -169,13 +186,14 @@ export function renderEdgeSection(edge: EdgeResult[] | undefined, seconds: numbe
 | --- | --- | --- |
 ${targets}
 
-| model | start to /ready | c=4 req/s | p50 ms | p99 ms | peak RSS MiB | c=4 wasm / native | runtime batch-1 p50, wasm / native |
-| --- | --- | --- | --- | --- | --- | --- | --- |
+| model | start to /ready | c=4 req/s | p50 ms | p99 ms | CPU ms / request | peak RSS MiB | c=4 wasm / native | runtime batch-1 p50, wasm / native |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- |
 ${rows}
 
 Each model served by \`deno task start:edge\` from a read-only file (as a deploy bundle ships it), ${seconds} s
 at concurrency 4 with \`coffee.jpg\`. Peak RSS is the server process's high-water mark (VmHWM), start-up and
-model load included. The native figure is the main gateway's c=4 phase of this run; the runtime column is one
+model load included. CPU ms / request is the server's user + system time over the phase divided by the
+requests answered (edge platforms meter and cap it per request). The native figure is the main gateway's c=4 phase of this run; the runtime column is one
 session of each runtime on the same file in the benchmark process, with the servers stopped.
 `;
 }

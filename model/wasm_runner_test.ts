@@ -110,7 +110,13 @@ Deno.test("the wasm backend loads bytes held in memory and refuses what is not a
 
 Deno.test("Deno Workers still start after onnxruntime-web has loaded (its glue swaps the global Worker)", async () => {
   const resolved = await ensureSynthetic(testConfig());
-  const runner = await createRunner({ ...resolved, name: "resnet50", intraOpThreads: 2, backend: "wasm" });
+  const runner = await createRunner({
+    ...resolved,
+    name: "resnet50",
+    intraOpThreads: 2,
+    precision: "fp32",
+    backend: "wasm",
+  });
   const pool = new PreprocessPool(1, { codecs: "wasm" });
   try {
     const bytes = await fixture("images/coffee.jpg");
