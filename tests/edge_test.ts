@@ -6,7 +6,9 @@
  */
 import assert from "node:assert/strict";
 import { startTask, waitReady } from "./gateway_process.ts";
-import { fixture } from "./helpers.ts";
+import { captureLogs, fixture, testConfig } from "./helpers.ts";
+import { choosePrecision } from "../model/precision.ts";
+import { resolveModel } from "../model/source.ts";
 import { denoConfig, taskGrant } from "./task_permissions.ts";
 
 const ROOT = new URL("../", import.meta.url);
@@ -155,4 +157,51 @@ Deno.test("deno task start:edge serves the model built in memory, and writes not
     server.child.kill("SIGTERM");
     await server.status;
   }
+});
+
+Deno.test("deno task start:edge serves int8 quantized ahead, and refuses to quantize", async (t) => {
+  await captureLogs("info");
+  const config = testConfig({ MODEL_SOURCE: "synthetic", MODEL_PRECISION: "int8" });
+  const int8 = await choosePrecision(config, await resolveModel(config));
+  assert.equal(int8.precision, "int8");
+
+  await t.step("MODEL_PATH at the int8 file: served as int8 on the WASM runtime", async () => {
+    const server = await startTask({ MODEL_PATH: int8.path, MODEL_PRECISION: "int8" }, "start:edge");
+    try {
+      await waitReady(server.port, 120_000);
+      const base = `http://127.0.0.1:${server.port}`;
+      const info = await (await fetch(`${base}/info`)).json();
+      assert.deepEqual(
+        [info.model.runtime, info.model.precision, info.model.quantization.origin],
+        ["onnxruntime-web", "int8", "pre-quantized"],
+      );
+      const res = await fetch(`${base}/predict`, {
+        method: "POST",
+        body: await fixture("images/chelsea.jpg"),
+        headers: { "content-type": "image/jpeg" },
+      });
+      assert.equal(res.status, 200);
+      assert.equal((await res.json()).top_k.length, 5);
+    } finally {
+      server.child.kill("SIGTERM");
+      await server.status;
+    }
+  });
+
+  await t.step("MODEL_PRECISION=int8 over an fp32 model: not ready, and /ready says what to do", async () => {
+    const server = await startTask({ MODEL_SOURCE: "synthetic", MODEL_PRECISION: "int8" }, "start:edge");
+    try {
+      const base = `http://127.0.0.1:${server.port}`;
+      let body: { status?: string; error?: string } = {};
+      for (let i = 0; i < 200 && body.status !== "failed"; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        body = await (await fetch(`${base}/ready`)).json();
+      }
+      assert.equal(body.status, "failed");
+      assert.match(body.error ?? "", /Quantize ahead/);
+    } finally {
+      server.child.kill("SIGTERM");
+      await server.status;
+    }
+  });
 });
