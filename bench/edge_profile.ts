@@ -191,9 +191,10 @@ ${targets}
 ${rows}
 
 Each model served by \`deno task start:edge\` from a read-only file (as a deploy bundle ships it), ${seconds} s
-at concurrency 4 with \`coffee.jpg\`. Peak RSS is the server process's high-water mark (VmHWM), start-up and
-model load included. CPU ms / request is the server's user + system time over the phase divided by the
-requests answered (edge platforms meter and cap it per request). The native figure is the main gateway's c=4 phase of this run; the runtime column is one
-session of each runtime on the same file in the benchmark process, with the servers stopped.
+at concurrency 4 with \`coffee.jpg\`. Peak RSS is the server process's high-water mark (VmHWM), start-up
+and model load included. CPU ms / request is the server's user + system time over the phase divided by the
+requests answered (edge platforms meter and cap it per request). The c=4 ratio is against the native
+gateway's c=4 phase of this run (fp32; the int8 phases above measure c=1 and c=16); the runtime column is
+one session of each runtime on the same file in the benchmark process, with every server stopped.
 `;
 }
