@@ -14,7 +14,8 @@ import { startModel } from "./model/startup.ts";
 import { ModelState } from "./model/state.ts";
 import { createApp } from "./routes/app.ts";
 import { buildInfo } from "./routes/health.ts";
-import { edgeConfig, waitForModel } from "./server/edge.ts";
+import { TrustedProxies } from "./server/client_address.ts";
+import { edgeConfig, edgeFetch } from "./server/edge.ts";
 import { configureLogging, logger } from "./observability/logger.ts";
 import { createTelemetry, modelHooks } from "./observability/telemetry.ts";
 
@@ -38,7 +39,12 @@ const loading = startModel(config, state, modelHooks(telemetry), { disk: false }
 });
 
 export default {
-  fetch: waitForModel(app.fetch, state, loading, config.REQUEST_TIMEOUT_MS),
+  fetch: edgeFetch(app.fetch, {
+    state,
+    loading,
+    maxWaitMs: config.REQUEST_TIMEOUT_MS,
+    trusted: new TrustedProxies(config.TRUSTED_PROXIES),
+  }),
   onListen(addr) {
     if (addr.transport === "tcp") {
       log.info("Listening on http://{hostname}:{port}", { hostname: addr.hostname, port: addr.port });

@@ -5,6 +5,8 @@
  */
 import { type Config, loadConfig } from "../config.ts";
 import type { ModelState } from "../model/state.ts";
+import { clientAddress, type TrustedProxies } from "./client_address.ts";
+import type { ConnectionInfo } from "./serve.ts";
 
 /**
  * The configuration with the edge profile's defaults for what the operator
@@ -40,27 +42,32 @@ export function edgeConfig(
 /** Paths that answer at once while the model loads: probes and scrapes must not wait for it. */
 const ANSWER_WHILE_LOADING = new Set(["/health", "/ready", "/info", "/metrics", "/v2/health/live"]);
 
-type FetchHandler = (request: Request, info: Deno.ServeHandlerInfo) => Response | Promise<Response>;
+type AppFetch = (request: Request, info: ConnectionInfo) => Response | Promise<Response>;
 
 /**
- * Edge platforms start an isolate for the request that needs one, so the
- * first requests of a cold start arrive while the model loads. They wait for
- * it (at most `maxWaitMs`, then get the usual 503 not_ready) instead of being
- * refused at once; probes and scrapes answer immediately.
+ * The platform's fetch handler: tells the app who the client is, as the
+ * native server does (the connection's peer, or the client a trusted proxy
+ * names), and holds requests that arrive during a cold start. Edge platforms
+ * start an isolate for the request that needs one, so its first requests
+ * arrive while the model loads: they wait for it (at most `maxWaitMs`, then
+ * get the usual 503 not_ready) instead of being refused at once; probes and
+ * scrapes answer immediately.
  */
-export function waitForModel(
-  handler: FetchHandler,
-  state: ModelState,
-  loading: Promise<unknown>,
-  maxWaitMs: number,
-): FetchHandler {
-  const settled = loading.then(() => {}, () => {});
-  return async function edgeFetch(request, info) {
+export function edgeFetch(
+  app: AppFetch,
+  options: { state: ModelState; loading: Promise<unknown>; maxWaitMs: number; trusted: TrustedProxies },
+): (request: Request, info: Deno.ServeHandlerInfo) => Promise<Response> {
+  const { state, maxWaitMs, trusted } = options;
+  const settled = options.loading.then(() => {}, () => {});
+  return async function fetch(request, info) {
+    // Read before any await: the runtime may drop remoteAddr once the handler has awaited.
+    const remoteAddr = info.remoteAddr as Deno.NetAddr;
+    const connection = { remoteAddr, client: clientAddress(remoteAddr, request.headers, trusted) };
     if (state.status === "loading" && !ANSWER_WHILE_LOADING.has(new URL(request.url).pathname)) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([settled, new Promise<void>((resolve) => timer = setTimeout(resolve, maxWaitMs))]);
       clearTimeout(timer);
     }
-    return await handler(request, info);
+    return await app(request, connection);
   };
 }

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { ConfigError } from "../config.ts";
 import { ModelState } from "../model/state.ts";
-import { edgeConfig, waitForModel } from "./edge.ts";
+import { TrustedProxies } from "./client_address.ts";
+import { edgeConfig, edgeFetch } from "./edge.ts";
+import type { ConnectionInfo } from "./serve.ts";
 
 Deno.test("the edge profile's configuration", async (t) => {
   await t.step("defaults to the WASM backend, inline, and otherwise to the gateway's defaults", () => {
@@ -32,23 +34,26 @@ Deno.test("the edge profile's configuration", async (t) => {
   });
 });
 
-Deno.test("requests during a cold start wait for the model, probes do not", async (t) => {
-  const info = {} as Deno.ServeHandlerInfo;
+Deno.test("the edge fetch handler", async (t) => {
+  const info = {
+    remoteAddr: { transport: "tcp", hostname: "127.0.0.2", port: 40000 },
+  } as Deno.ServeHandlerInfo;
   const seen: string[] = [];
-  /** The app's stand-in: records which path it saw and the model's status at that moment. */
-  const recorder = (state: ModelState) => (request: Request) => {
-    seen.push(`${new URL(request.url).pathname} ${state.status}`);
+  /** The app's stand-in: records the path, the client it was told of, and the model's status then. */
+  const recorder = (state: ModelState) => (request: Request, connection: ConnectionInfo) => {
+    seen.push(`${new URL(request.url).pathname} ${connection.client.address} ${state.status}`);
     return new Response("ok");
   };
+  const none = new TrustedProxies([]);
   const state = new ModelState();
   let finishLoading!: () => void;
   const loading = new Promise<void>((resolve) => finishLoading = resolve);
-  const fetch = waitForModel(recorder(state), state, loading, 5_000);
+  const fetch = edgeFetch(recorder(state), { state, loading, maxWaitMs: 5_000, trusted: none });
 
-  await t.step("a probe is answered while loading", async () => {
+  await t.step("a probe is answered while loading, with the connection's peer as the client", async () => {
     await (await fetch(new Request("http://edge/ready"), info)).text();
     await (await fetch(new Request("http://edge/health"), info)).text();
-    assert.deepEqual(seen.splice(0), ["/ready loading", "/health loading"]);
+    assert.deepEqual(seen.splice(0), ["/ready 127.0.0.2 loading", "/health 127.0.0.2 loading"]);
   });
 
   await t.step("a prediction is held until the model is ready, then served", async () => {
@@ -58,19 +63,34 @@ Deno.test("requests during a cold start wait for the model, probes do not", asyn
     state.status = "ready";
     finishLoading();
     await (await pending).text();
-    assert.deepEqual(seen.splice(0), ["/predict ready"]);
+    assert.deepEqual(seen.splice(0), ["/predict 127.0.0.2 ready"]);
   });
+
+  await t.step(
+    "a trusted proxy's forwarding header names the client, as behind the native server",
+    async () => {
+      const trusted = new TrustedProxies(["127.0.0.0/8"]);
+      const proxied = edgeFetch(recorder(state), { state, loading, maxWaitMs: 5_000, trusted });
+      const request = new Request("http://edge/health", { headers: { "x-forwarded-for": "203.0.113.7" } });
+      await (await proxied(request, info)).text();
+      assert.deepEqual(seen.splice(0), ["/health 203.0.113.7 ready"]);
+    },
+  );
 
   await t.step(
     "the wait is bounded: past it the request goes on (and gets 503 not_ready there)",
     async () => {
       const slow = new ModelState();
-      const never = new Promise<void>(() => {});
-      const bounded = waitForModel(recorder(slow), slow, never, 30);
+      const bounded = edgeFetch(recorder(slow), {
+        state: slow,
+        loading: new Promise(() => {}),
+        maxWaitMs: 30,
+        trusted: none,
+      });
       const t0 = performance.now();
       await (await bounded(new Request("http://edge/predict", { method: "POST" }), info)).text();
       assert.ok(performance.now() - t0 < 2_000);
-      assert.deepEqual(seen.splice(0), ["/predict loading"]);
+      assert.deepEqual(seen.splice(0), ["/predict 127.0.0.2 loading"]);
     },
   );
 
@@ -78,11 +98,16 @@ Deno.test("requests during a cold start wait for the model, probes do not", asyn
     const failing = new ModelState();
     let fail!: (err: Error) => void;
     const load = new Promise<void>((_, reject) => fail = reject);
-    const guarded = waitForModel(recorder(failing), failing, load, 60_000);
+    const guarded = edgeFetch(recorder(failing), {
+      state: failing,
+      loading: load,
+      maxWaitMs: 60_000,
+      trusted: none,
+    });
     const pending = guarded(new Request("http://edge/v2/models/resnet50/infer", { method: "POST" }), info);
     failing.markFailed("bad model");
     fail(new Error("bad model"));
     await (await pending).text();
-    assert.deepEqual(seen.splice(0), ["/v2/models/resnet50/infer failed"]);
+    assert.deepEqual(seen.splice(0), ["/v2/models/resnet50/infer 127.0.0.2 failed"]);
   });
 });
