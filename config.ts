@@ -140,6 +140,28 @@ export const configSchema = z.object({
   LOG_LEVEL: z.enum(LOG_LEVELS, { error: `one of ${LOG_LEVELS.join(", ")}` }).default("info"),
   /** Requests slower than this count against the latency objective; slow traces are always kept. */
   LATENCY_OBJECTIVE_MS: int(1, 600_000, 300),
+  /**
+   * Browser origins allowed to call the API from their pages (CORS): a comma-separated list of origins
+   * (`https://app.example.com,http://localhost:5173`) or `*`. Unset sends no CORS headers at all.
+   */
+  CORS_ORIGINS: z.string().transform((raw, ctx): "*" | string[] => {
+    const what = "* or comma-separated origins such as https://app.example.com (scheme, host, optional port)";
+    if (raw.trim() === "*") return "*";
+    const origins = raw.split(",").map((o) => o.trim()).filter(Boolean);
+    for (const origin of origins) {
+      if (!URL.canParse(origin) || new URL(origin).origin !== origin) {
+        ctx.addIssue({ code: "custom", message: what });
+        return z.NEVER;
+      }
+    }
+    return origins;
+  }).optional(),
+  /**
+   * Link from the page at / to a trace, `{trace_id}` replaced: Jaeger's is
+   * `http://localhost:16686/trace/{trace_id}`. Unset shows the trace id without a link.
+   */
+  TRACE_UI_URL: z.url({ protocol: /^https?$/, error: "an http(s) URL containing {trace_id}" })
+    .refine((u) => u.includes("{trace_id}"), "an http(s) URL containing {trace_id}").optional(),
 
   // OpenTelemetry's standard variables (https://opentelemetry.io/docs/specs/otel/configuration/sdk-environment-variables/).
   OTEL_SERVICE_NAME: nonEmpty("a service name").default("inference-gateway"),

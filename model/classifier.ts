@@ -5,7 +5,12 @@
  * classify, drain and close through it.
  */
 import { DecodeError } from "../image/decode.ts";
-import { type ImageHeader, ImageHeaderError, readImageHeader } from "../image/image_header.ts";
+import {
+  type ImageFormat,
+  type ImageHeader,
+  ImageHeaderError,
+  readImageHeader,
+} from "../image/image_header.ts";
 import { type ClassScore, softmaxInto, topK } from "./postprocess.ts";
 import type { Admission, Batcher } from "./batcher.ts";
 import { InlinePreprocessor, type Preprocessor } from "../image/preprocess_pool.ts";
@@ -38,7 +43,7 @@ export interface Inference {
 
 export interface Classification extends Inference {
   /** As stored (width and height before any EXIF orientation is applied). */
-  image: { format: string; width: number; height: number; bytes: number; orientation: number };
+  image: { format: ImageFormat; width: number; height: number; bytes: number; orientation: number };
 }
 
 /** One image whose header was accepted, as the input hook reports it. */

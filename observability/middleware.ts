@@ -120,8 +120,11 @@ export function observability(options: ObservabilityOptions): MiddlewareHandler<
         } finally {
           const durationMs = performance.now() - start;
           const status = c.res.status;
-          const route = matchedRoutes(c).findLast((r) => r.handler !== observabilityMiddleware)?.path ??
-            UNMATCHED_ROUTE;
+          // Middleware for every path ("/*", CORS say) is not a route: an unmatched request stays unmatched.
+          const route = matchedRoutes(c).findLast((r) =>
+            r.handler !== observabilityMiddleware && r.path !== "/*"
+          )
+            ?.path ?? UNMATCHED_ROUTE;
           const reason = c.get("rejectReason");
           recordSafely("http_request", [durationMs], () => {
             c.header("x-request-id", requestId);

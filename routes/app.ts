@@ -1,51 +1,52 @@
 /**
  * Builds the Hono app from injected parts so tests run it in-process, with
- * the real model, without opening a port.
+ * the real model, without opening a port. Each route file defines its routes
+ * with createRoute, which gives validation, types and the OpenAPI document
+ * from one definition. Gateway errors are RFC 9457 problems, translated here
+ * once; the /v2 sub-app translates its own into the protocol's error body.
  */
-import { Hono } from "@hono/hono";
+import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Config } from "../config.ts";
 import type { ModelState } from "../model/state.ts";
 import { logger } from "../observability/logger.ts";
-import { renderMetrics } from "../observability/metrics.ts";
 import { observability } from "../observability/middleware.ts";
 import type { Telemetry } from "../observability/telemetry.ts";
-import { type BuildInfo, buildInfo, healthHandler, infoHandler, readyHandler } from "./health.ts";
-import { predictHandler } from "./predict.ts";
-import { ProblemError, problemResponse, PROBLEMS } from "./problem.ts";
+import { corsMiddleware } from "./cors.ts";
+import { type BuildInfo, buildInfo, registerOperations } from "./health.ts";
+import { registerDocs } from "./openapi.ts";
+import { readPage, registerPage, WEB_DIR } from "./page.ts";
+import { registerPredict } from "./predict.ts";
+import { asProblem, ProblemError, problemResponse, PROBLEMS } from "./problem.ts";
 import type { AppEnv } from "./types.ts";
-import { DOCS_HTML, openApiDocument } from "./openapi.ts";
-import { registerV2, V2Error } from "./v2.ts";
-import swaggerUi from "swagger-ui-dist";
-
-const DOC_ASSETS: Record<string, string> = {
-  "swagger-ui.css": "text/css; charset=utf-8",
-  "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
-};
-const assetCache = new Map<string, Uint8Array<ArrayBuffer>>();
-
-/** Swagger UI's files, read once from the npm package (no CDN, so /docs works offline). */
-async function docAsset(file: string): Promise<Uint8Array<ArrayBuffer>> {
-  let bytes = assetCache.get(file);
-  if (!bytes) {
-    bytes = await Deno.readFile(`${swaggerUi.getAbsoluteFSPath()}/${file}`);
-    assetCache.set(file, bytes);
-  }
-  return bytes;
-}
+import { v2App } from "./v2.ts";
 
 export interface AppDeps {
   config: Config;
   state: ModelState;
   telemetry: Telemetry;
   build?: BuildInfo;
+  /** Where the page's files are (default: web/ beside routes/). */
+  webDir?: URL;
 }
 
-export function createApp(deps: AppDeps): Hono<AppEnv> {
+export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   const { config, state, telemetry } = deps;
   const { metrics } = telemetry;
   const build = deps.build ?? buildInfo("0.0.0-dev");
-  const app = new Hono<AppEnv>();
   const log = logger("http");
+  const app = new OpenAPIHono<AppEnv>({
+    // A request that fails its route's schema (a query parameter, say) is a problem like any other.
+    defaultHook: (result, c) => {
+      if (result.success) return;
+      const issue = result.error.issues[0];
+      const name = issue.path.map(String).join(".");
+      const sent = result.target === "query" ? c.req.query(name) : undefined;
+      throw new ProblemError(
+        "invalid_parameter",
+        `${name || result.target} must be ${issue.message}${sent !== undefined ? `, got "${sent}"` : ""}`,
+      );
+    },
+  });
   metrics.queueLimit.set(config.MAX_QUEUE);
   metrics.buildInfo.set({
     version: build.version,
@@ -55,29 +56,13 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   }, 1);
 
   app.use("*", observability({ ...telemetry, latencyObjectiveMs: config.LATENCY_OBJECTIVE_MS }));
+  if (config.CORS_ORIGINS) app.use("*", corsMiddleware(config.CORS_ORIGINS));
 
-  app.get("/health", healthHandler);
-  app.get("/ready", readyHandler(state));
-  app.get("/info", infoHandler(config, state, build));
-  app.get("/metrics", async (c) => {
-    refreshModelMetrics(deps);
-    const { body, contentType } = await renderMetrics(metrics.registry, c.req.header("accept"));
-    return c.body(body, 200, { "content-type": contentType });
-  });
-  app.post("/predict", predictHandler(config, state, metrics));
-  registerV2(app, config, state, metrics, build.version);
-  const openapi = JSON.stringify(openApiDocument(build.version));
-  app.get("/openapi.json", (c) => c.body(openapi, 200, { "content-type": "application/json" }));
-  app.get("/docs", (c) => c.html(DOCS_HTML));
-  app.get("/docs/assets/:file", async (c) => {
-    const file = c.req.param("file");
-    const type = DOC_ASSETS[file];
-    if (!type) throw new ProblemError("not_found", `No documentation asset ${file}`);
-    return c.body(await docAsset(file), 200, {
-      "content-type": type,
-      "cache-control": "public, max-age=86400",
-    });
-  });
+  registerOperations(app, { config, state, metrics, build, beforeScrape: () => refreshModelMetrics(deps) });
+  registerPredict(app, config, state, metrics);
+  app.route("/v2", v2App({ config, state, metrics, version: build.version }));
+  registerPage(app, readPage(deps.webDir ?? WEB_DIR));
+  registerDocs(app, build.version);
   app.all("/predict", (c) => {
     throw new ProblemError("method_not_allowed", `${c.req.method} is not allowed on /predict; use POST`, {
       allow: "POST",
@@ -93,19 +78,16 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   app.onError((err, c) => {
     const requestId = c.get("requestId");
-    if (err instanceof V2Error) {
-      c.set("rejectReason", err.reason);
-      if (err.status === 500) log.error("Request failed: {detail}", { detail: err.message });
-      return new Response(JSON.stringify({ error: err.message }), {
-        status: err.status,
-        headers: { "content-type": "application/json", ...err.headers },
-      });
-    }
-    if (err instanceof ProblemError) {
-      c.set("rejectReason", PROBLEMS[err.code].reason);
+    const problem = asProblem(err);
+    if (problem instanceof ProblemError) {
+      c.set("rejectReason", PROBLEMS[problem.code].reason);
       // Designed refusals (503 overloaded/not_ready, 504) are in the access log; faults also here.
-      if (err.code === "internal") log.error("Request failed: {detail}", { detail: err.detail });
-      return problemResponse(err.code, err.detail, { instance: c.req.path, requestId, headers: err.headers });
+      if (problem.code === "internal") log.error("Request failed: {detail}", { detail: problem.detail });
+      return problemResponse(problem.code, problem.detail, {
+        instance: c.req.path,
+        requestId,
+        headers: problem.headers,
+      });
     }
     c.set("rejectReason", "internal");
     // The stack goes to the log, never to the client.
@@ -113,10 +95,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     return problemResponse(
       "internal",
       "An unexpected error occurred; it has been logged with this request id",
-      {
-        instance: c.req.path,
-        requestId,
-      },
+      { instance: c.req.path, requestId },
     );
   });
 

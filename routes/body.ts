@@ -4,6 +4,7 @@
  * whole) and a deadline for the whole body (a client trickling bytes cannot
  * hold its queue place and buffers forever).
  */
+import type { ConnectionInfo } from "../server/serve.ts";
 import { ProblemError } from "./problem.ts";
 
 function tooLarge(limit: number): ProblemError {
@@ -65,4 +66,13 @@ export async function readBodyLimited(
     offset += c.byteLength;
   }
   return body;
+}
+
+/**
+ * Aborts when the client goes away before its answer, so queued work for it
+ * is dropped. The server learns it from the connection (server/serve.ts);
+ * in-process callers pass their own, or none.
+ */
+export function clientSignal(c: { env: Partial<ConnectionInfo> | undefined }): AbortSignal | undefined {
+  return c.env?.clientGone;
 }

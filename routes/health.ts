@@ -1,9 +1,11 @@
-/** Liveness, readiness and service metadata. */
-import type { Context } from "@hono/hono";
+/** Liveness, readiness, service metadata and metrics. */
+import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { type Config, publicConfig } from "../config.ts";
 import type { QuantizationReport } from "../model/precision.ts";
+import { SYNTHETIC_WEIGHTS_WARNING } from "../model/runner.ts";
 import type { ModelState } from "../model/state.ts";
-import { SYNTHETIC_WARNING } from "./predict.ts";
+import { type Metrics, renderMetrics } from "../observability/metrics.ts";
+import { healthResponse, infoResponse, readyResponse } from "./schemas.ts";
 import type { AppEnv } from "./types.ts";
 
 export interface BuildInfo {
@@ -24,22 +26,7 @@ export function buildInfo(version: string): BuildInfo {
   };
 }
 
-/** Liveness: the process answers. Deliberately does no work. */
-export function healthHandler(c: Context<AppEnv>): Response {
-  return c.json({ status: "ok" });
-}
-
-/** Readiness: 200 only when the model is loaded, warm and not draining. */
-export function readyHandler(state: ModelState) {
-  return function ready(c: Context<AppEnv>): Response {
-    if (state.status === "ready") return c.json({ status: "ready" });
-    return c.json(
-      { status: state.status, ...(state.error ? { error: state.error } : {}) },
-      503,
-      { "retry-after": "5" },
-    );
-  };
-}
+const tags = ["Operations"];
 
 /** The int8 step as /info shows it: snake_case, like the rest of the document. */
 function quantizationView(q: QuantizationReport): Record<string, unknown> {
@@ -62,8 +49,95 @@ function quantizationView(q: QuantizationReport): Record<string, unknown> {
   };
 }
 
-export function infoHandler(config: Config, state: ModelState, build: BuildInfo) {
-  return function info(c: Context<AppEnv>): Response {
+const healthRoute = createRoute({
+  method: "get",
+  path: "/health",
+  operationId: "health",
+  tags,
+  summary: "Liveness: the process answers",
+  responses: {
+    200: {
+      description: "The process answers",
+      content: { "application/json": { schema: healthResponse, example: { status: "ok" } } },
+    },
+  },
+});
+
+const readyRoute = createRoute({
+  method: "get",
+  path: "/ready",
+  operationId: "ready",
+  tags,
+  summary: "Readiness: model loaded and warm, not draining",
+  responses: {
+    200: {
+      description: "Ready",
+      content: { "application/json": { schema: readyResponse, example: { status: "ready" } } },
+    },
+    503: {
+      description: "Loading, failed or draining (Retry-After)",
+      headers: {
+        "Retry-After": { schema: { type: "integer" }, description: "Seconds to wait before retrying" },
+      },
+      content: { "application/json": { schema: readyResponse, example: { status: "loading" } } },
+    },
+  },
+});
+
+const infoRoute = createRoute({
+  method: "get",
+  path: "/info",
+  operationId: "info",
+  tags,
+  summary: "Service and model metadata, runtime versions, effective configuration (secrets redacted)",
+  responses: {
+    200: { description: "Metadata", content: { "application/json": { schema: infoResponse } } },
+  },
+});
+
+const metricsRoute = createRoute({
+  method: "get",
+  path: "/metrics",
+  operationId: "metrics",
+  tags,
+  summary: "Prometheus metrics; OpenMetrics with trace exemplars when the Accept header asks for it",
+  responses: {
+    200: {
+      description: "Metrics",
+      content: {
+        "text/plain; version=0.0.4": { schema: z.string() },
+        "application/openmetrics-text; version=1.0.0": { schema: z.string() },
+      },
+    },
+  },
+});
+
+export interface OperationsDeps {
+  config: Config;
+  state: ModelState;
+  metrics: Metrics;
+  build: BuildInfo;
+  /** Called before each scrape, so gauges derived from state are current. */
+  beforeScrape: () => void;
+}
+
+export function registerOperations(
+  app: OpenAPIHono<AppEnv>,
+  { config, state, metrics, build, beforeScrape }: OperationsDeps,
+): void {
+  // Liveness deliberately does no work.
+  app.openapi(healthRoute, (c) => c.json({ status: "ok" as const }, 200));
+
+  app.openapi(readyRoute, (c) => {
+    if (state.status === "ready") return c.json({ status: state.status }, 200);
+    return c.json(
+      { status: state.status, ...(state.error ? { error: state.error } : {}) },
+      503,
+      { "retry-after": "5" },
+    );
+  });
+
+  app.openapi(infoRoute, (c) => {
     const m = state.classifier?.info;
     return c.json({
       ...build,
@@ -73,17 +147,17 @@ export function infoHandler(config: Config, state: ModelState, build: BuildInfo)
           name: m.name,
           version: m.version,
           weights: m.weights,
-          ...(m.weights === "synthetic" ? { warning: SYNTHETIC_WARNING } : {}),
+          ...(m.weights === "synthetic" ? { warning: SYNTHETIC_WEIGHTS_WARNING } : {}),
           precision: m.precision,
           ...(m.quantization ? { quantization: quantizationView(m.quantization) } : {}),
           sha256: m.sha256,
           source: m.source,
           path: m.path,
-          input: { name: m.inputName, shape: m.inputShape },
+          input: { name: m.inputName, shape: [...m.inputShape] },
           output: {
             name: m.outputName,
-            shape: m.outputShape,
-            softmax_applied_by: m.outputsProbabilities ? "model" : "gateway",
+            shape: [...m.outputShape],
+            softmax_applied_by: m.outputsProbabilities ? "model" as const : "gateway" as const,
           },
           classes: m.classes,
           runtime: m.runtime,
@@ -93,8 +167,15 @@ export function infoHandler(config: Config, state: ModelState, build: BuildInfo)
           warmup_ms: state.warmupMs,
         }
         : null,
+      trace_ui_url: config.TRACE_UI_URL ?? null,
       ...(state.error ? { error: state.error } : {}),
       config: publicConfig(config),
-    });
-  };
+    }, 200);
+  });
+
+  app.openapi(metricsRoute, async (c) => {
+    beforeScrape();
+    const { body, contentType } = await renderMetrics(metrics.registry, c.req.header("accept"));
+    return c.body(body, 200, { "content-type": contentType });
+  });
 }

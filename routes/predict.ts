@@ -3,6 +3,7 @@
  * this replaces took; several for a batch) or one image as a raw body;
  * answers the top-k ImageNet classes.
  */
+import { createRoute, type OpenAPIHono, type RouteHandler } from "@hono/zod-openapi";
 import type { Context } from "@hono/hono";
 import type { Config } from "../config.ts";
 import type { Admission } from "../model/batcher.ts";
@@ -10,52 +11,165 @@ import type { Classification, Classifier } from "../model/classifier.ts";
 import type { ModelState } from "../model/state.ts";
 import { SYNTHETIC_WEIGHTS_WARNING } from "../model/runner.ts";
 import type { Metrics } from "../observability/metrics.ts";
+import { recordSafely } from "../observability/telemetry_guard.ts";
 import type { RequestStages } from "../observability/stages.ts";
-import { readBodyLimited } from "./body.ts";
+import { clientSignal, readBodyLimited } from "./body.ts";
+import { MultipartError, parseMediaType, parseMultipart } from "./multipart.ts";
 import { asProblem, problemBody, ProblemError, PROBLEMS } from "./problem.ts";
-import { topKQuery } from "./schemas.ts";
+import {
+  IMAGE_MEDIA_TYPES,
+  predictBatchResponse,
+  predictResponse,
+  problemResponses,
+  topKQuery,
+} from "./schemas.ts";
 import type { AppEnv } from "./types.ts";
-
-export const SYNTHETIC_WARNING = SYNTHETIC_WEIGHTS_WARNING;
 
 interface Upload {
   bytes: Uint8Array;
   filename?: string;
 }
 
+const IMAGE_TYPES = Object.values(IMAGE_MEDIA_TYPES);
+const imageBody = (type: string) => ({ schema: { type: "string" as const, contentMediaType: type } });
+
+const predictExample = {
+  request_id: "3f1c2b7e-0c39-4a8e-9d0b-2f4a1f6d2a10",
+  model: {
+    name: "resnet50",
+    version: "f939437d1289",
+    weights: "pretrained",
+    precision: "fp32",
+    sha256: "f939437d12896eaf...",
+  },
+  weights: "pretrained",
+  prediction: { class_id: 967, class_name: "espresso", confidence: 0.83 },
+  top_k: [{ class_id: 967, class_name: "espresso", confidence: 0.83 }],
+  image: { format: "jpeg", width: 600, height: 400, bytes: 68531, orientation: 1 },
+  timings_ms: {
+    read_body: 0.2,
+    decode: 19.5,
+    preprocess: 3.1,
+    queue_wait: 0.1,
+    inference: 44.9,
+    postprocess: 0.3,
+    total: 70.2,
+  },
+  inference_time_ms: 44.9,
+};
+
+export const predictRoute = createRoute({
+  method: "post",
+  path: "/predict",
+  operationId: "predict",
+  tags: ["Prediction"],
+  summary: "Classify one or more images",
+  description:
+    "Multipart form with one or more `file` fields (up to MAX_IMAGES_PER_REQUEST), or one image as the raw body. " +
+    `Accepted formats: ${
+      IMAGE_TYPES.join(", ")
+    }, judged by their bytes, not by the declared type; photos are ` +
+    "turned upright as their EXIF orientation says (EXIF_ORIENTATION). " +
+    "One file answers a Prediction; several answer a PredictionBatch whose entries succeed or fail independently.",
+  request: {
+    query: topKQuery,
+    body: {
+      required: true,
+      description: "The image(s). The body is not validated before reading: limits apply while it streams.",
+      content: {
+        "multipart/form-data": {
+          schema: {
+            type: "object",
+            properties: {
+              file: {
+                type: "array",
+                items: { type: "string", format: "binary", contentMediaType: "application/octet-stream" },
+                description: `One part per image: ${IMAGE_TYPES.join(", ")}`,
+              },
+            },
+            required: ["file"],
+          },
+          encoding: { file: { contentType: [...IMAGE_TYPES, "application/octet-stream"].join(", ") } },
+        },
+        ...Object.fromEntries(IMAGE_TYPES.map((t) => [t, imageBody(t)])),
+        "application/octet-stream": {
+          schema: { type: "string", contentMediaType: "application/octet-stream" },
+        },
+      },
+    },
+  },
+  responses: {
+    200: {
+      description: "Top-k classes (one image) or a list in upload order (several)",
+      content: {
+        "application/json": {
+          schema: predictResponse.or(predictBatchResponse),
+          example: predictExample,
+        },
+      },
+    },
+    ...problemResponses(
+      "bad_request",
+      "missing_file",
+      "invalid_parameter",
+      "too_many_images",
+      "body_timeout",
+      "payload_too_large",
+      "unsupported_media_type",
+      "undecodable_image",
+      "too_many_pixels",
+      "internal",
+      "not_ready",
+      "overloaded",
+      "timeout",
+    ),
+  },
+});
+
+/** The `file` parts of a multipart body, as they were sent. */
+function formUploads(body: Uint8Array, contentType: string, config: Config): Upload[] {
+  const media = parseMediaType(contentType)!;
+  const boundary = media.params.get("boundary");
+  if (!boundary) {
+    throw new ProblemError("bad_request", "The multipart Content-Type has no boundary parameter");
+  }
+  let parts;
+  try {
+    parts = parseMultipart(body, boundary);
+  } catch (err) {
+    if (!(err instanceof MultipartError)) throw err;
+    throw new ProblemError("bad_request", `The multipart body cannot be parsed: ${err.message}`);
+  }
+  const files = parts.filter((p) => p.name === "file");
+  if (files.length === 0) throw new ProblemError("missing_file", "The multipart form has no `file` field");
+  if (files.length > config.MAX_IMAGES_PER_REQUEST) {
+    throw new ProblemError(
+      "too_many_images",
+      `The request has ${files.length} images; at most ${config.MAX_IMAGES_PER_REQUEST} are accepted`,
+    );
+  }
+  const out: Upload[] = [];
+  for (const file of files) {
+    // A field sent as text (no file name, no type) is a form value, not an upload.
+    if (file.filename === undefined && file.contentType === undefined) {
+      throw new ProblemError("missing_file", "Each `file` field must be a file upload, not a text value");
+    }
+    out.push({ bytes: file.bytes, filename: file.filename || undefined });
+  }
+  if (out.length === 1 && out[0].bytes.byteLength === 0) {
+    throw new ProblemError("missing_file", "The uploaded file is empty");
+  }
+  return out;
+}
+
 /** The images of a request: the `file` parts of a multipart form, or the body itself. */
 async function uploads(c: Context<AppEnv>, config: Config): Promise<Upload[]> {
   const body = await readBodyLimited(c.req.raw, config.MAX_BODY_BYTES, config.BODY_TIMEOUT_MS);
   c.set("bytesIn", body.byteLength);
-  const type = (c.req.header("content-type") ?? "").toLowerCase();
-  if (type.startsWith("multipart/form-data")) {
-    let form: FormData;
-    try {
-      form = await new Response(body, { headers: { "content-type": type } }).formData();
-    } catch {
-      throw new ProblemError("bad_request", "The multipart body cannot be parsed");
-    }
-    const files = form.getAll("file");
-    if (files.length === 0) throw new ProblemError("missing_file", "The multipart form has no `file` field");
-    if (files.length > config.MAX_IMAGES_PER_REQUEST) {
-      throw new ProblemError(
-        "too_many_images",
-        `The request has ${files.length} images; at most ${config.MAX_IMAGES_PER_REQUEST} are accepted`,
-      );
-    }
-    const out: Upload[] = [];
-    for (const file of files) {
-      if (typeof file === "string") {
-        throw new ProblemError("missing_file", "Each `file` field must be a file upload, not a text value");
-      }
-      out.push({ bytes: new Uint8Array(await file.arrayBuffer()), filename: file.name || undefined });
-    }
-    if (out.length === 1 && out[0].bytes.byteLength === 0) {
-      throw new ProblemError("missing_file", "The uploaded file is empty");
-    }
-    return out;
-  }
-  if (type.startsWith("application/x-www-form-urlencoded")) {
+  const contentType = c.req.header("content-type") ?? "";
+  const essence = parseMediaType(contentType)?.essence;
+  if (essence === "multipart/form-data") return formUploads(body, contentType, config);
+  if (essence === "application/x-www-form-urlencoded") {
     throw new ProblemError("bad_request", "Send the image as multipart/form-data or as a raw image body");
   }
   if (body.byteLength === 0) {
@@ -77,29 +191,24 @@ async function classifyOne(
   stages: RequestStages,
   admission: Admission,
 ): Promise<Classification> {
-  const header = classifier.inspect(upload.bytes);
-  metrics.inputBytes.observe(upload.bytes.byteLength);
-  metrics.inputPixels.observe(header.width * header.height);
   const result = await classifier.classify(upload.bytes, k, stages, {
     admission,
-    signal: c.req.raw.signal,
+    signal: clientSignal(c),
     timeoutMs: config.REQUEST_TIMEOUT_MS,
   });
-  metrics.confidence.observe(result.top[0].confidence);
+  const confidence = result.top[0].confidence;
+  recordSafely("prediction_confidence", [confidence], () => metrics.confidence.observe(confidence));
   return result;
 }
 
-export function predictHandler(config: Config, state: ModelState, metrics: Metrics) {
-  return async function predict(c: Context<AppEnv>): Promise<Response> {
+function predictHandler(
+  config: Config,
+  state: ModelState,
+  metrics: Metrics,
+): RouteHandler<typeof predictRoute, AppEnv> {
+  return async function predict(c) {
     const started = performance.now();
-    const query = topKQuery.safeParse(c.req.query());
-    if (!query.success) {
-      throw new ProblemError(
-        "invalid_parameter",
-        `top_k must be an integer from 1 to 20, got "${c.req.query("top_k")}"`,
-      );
-    }
-    const k = query.data.top_k ?? config.TOP_K;
+    const k = c.req.valid("query").top_k ?? config.TOP_K;
     const classifier = state.serving;
     if (!classifier) {
       throw new ProblemError("not_ready", `The model is ${state.status}; retry shortly`, {
@@ -108,24 +217,14 @@ export function predictHandler(config: Config, state: ModelState, metrics: Metri
     }
     const stages = c.get("stages");
     // Take a queue place before reading the body: when full, refuse before spending anything.
-    let first: Admission;
-    try {
-      first = classifier.admit();
-    } catch (err) {
-      throw asProblem(err);
-    }
-    const admissions = [first];
+    const admissions = [classifier.admit()];
     try {
       const images = await stages.run("read_body", async (annotate) => {
         const list = await uploads(c, config);
         annotate({ "http.request.body.size": c.get("bytesIn"), "images.count": list.length });
         return list;
       });
-      try {
-        admissions.push(...classifier.admitAll(images.length - 1));
-      } catch (err) {
-        throw asProblem(err);
-      }
+      admissions.push(...classifier.admitAll(images.length - 1));
       const info = classifier.info;
       const head = {
         request_id: c.get("requestId"),
@@ -137,17 +236,12 @@ export function predictHandler(config: Config, state: ModelState, metrics: Metri
           sha256: info.sha256,
         },
         weights: info.weights,
-        ...(info.weights === "synthetic" ? { warning: SYNTHETIC_WARNING } : {}),
+        ...(info.weights === "synthetic" ? { warning: SYNTHETIC_WEIGHTS_WARNING } : {}),
       };
       const round = (ms: number | undefined) => +(ms ?? 0).toFixed(3);
 
       if (images.length === 1) {
-        let result: Classification;
-        try {
-          result = await classifyOne(c, config, classifier, metrics, images[0], k, stages, admissions[0]);
-        } catch (err) {
-          throw asProblem(err);
-        }
+        const result = await classifyOne(c, config, classifier, metrics, images[0], k, stages, admissions[0]);
         const t = stages.timings;
         return c.json({
           ...head,
@@ -164,7 +258,7 @@ export function predictHandler(config: Config, state: ModelState, metrics: Metri
             total: round(performance.now() - started),
           },
           inference_time_ms: round(t.inference),
-        });
+        }, 200);
       }
 
       // Several images: each succeeds or fails on its own; the answer keeps their order.
@@ -178,16 +272,29 @@ export function predictHandler(config: Config, state: ModelState, metrics: Metri
         }
         const problem = asProblem(s.reason);
         if (!(problem instanceof ProblemError)) throw s.reason;
-        metrics.rejected.inc({ reason: PROBLEMS[problem.code].reason });
+        recordSafely(
+          "requests_rejected",
+          [],
+          () => metrics.rejected.inc({ reason: PROBLEMS[problem.code].reason }),
+        );
         return { index, filename, error: problemBody(problem.code, problem.detail) };
       });
       return c.json({
         ...head,
         results,
         timings_ms: { read_body: round(stages.timings.read_body), total: round(performance.now() - started) },
-      });
+      }, 200);
     } finally {
       for (const a of admissions) a.release();
     }
   };
+}
+
+export function registerPredict(
+  app: OpenAPIHono<AppEnv>,
+  config: Config,
+  state: ModelState,
+  metrics: Metrics,
+) {
+  app.openapi(predictRoute, predictHandler(config, state, metrics));
 }

@@ -1,59 +1,25 @@
 /**
- * The zod schemas of the HTTP API. Routes validate requests with them and
- * /openapi.json is generated from them (zod's JSON Schema output is the
- * dialect OpenAPI 3.1 uses), so the documentation cannot drift from the code.
+ * The zod schemas of the HTTP API. The routes (createRoute) validate with
+ * them and /openapi.json is generated from the same definitions, so the
+ * document cannot drift from the code. A schema with a `meta({ id })` becomes
+ * a named component of the document.
  */
-import { z } from "zod";
+import { z } from "@hono/zod-openapi";
+import type { ImageFormat } from "../image/image_header.ts";
 import { PROBLEMS } from "./problem.ts";
 
-// ---- /predict
-
-export const topKQuery = z.object({
-  top_k: z.coerce.number().int().min(1).max(20).optional().meta({
-    description: "How many classes to return (overrides TOP_K).",
-    example: 5,
-  }),
-});
-
-const classScore = z.object({
-  class_id: z.number().int().meta({ example: 967 }),
-  class_name: z.string().meta({ example: "espresso" }),
-  confidence: z.number().min(0).max(1).meta({ example: 0.83 }),
-});
-
-const modelRef = z.object({
-  name: z.string().meta({ example: "resnet50" }),
-  version: z.string().meta({
-    description: "First 12 hex digits of the model file's sha256",
-    example: "f939437d1289",
-  }),
-  weights: z.enum(["pretrained", "synthetic"]),
-  precision: z.enum(["fp32", "int8"]).meta({
-    description:
-      "Arithmetic the served model runs in: MODEL_PRECISION, unless the int8 quality gate refused it",
-  }),
-  sha256: z.string(),
-});
-
-const imageInfo = z.object({
-  format: z.enum(["jpeg", "png", "webp"]),
-  width: z.number().int().meta({ description: "As stored, before the EXIF orientation is applied" }),
-  height: z.number().int(),
-  bytes: z.number().int(),
-  orientation: z.number().int().min(1).max(8).meta({
-    description: "The photo's EXIF Orientation tag (1: upright or none); turned upright before resizing " +
-      "unless EXIF_ORIENTATION=ignore",
-  }),
-});
-
-const predictionHead = {
-  request_id: z.string().meta({ description: "Also in the X-Request-ID header and every log line" }),
-  model: modelRef,
-  weights: z.enum(["pretrained", "synthetic"]).meta({
-    description: "Repeated at top level so it cannot be missed",
-  }),
-  warning: z.string().optional().meta({ description: "Present when the weights are synthetic" }),
+/**
+ * The image formats the gateway decodes, with their media types. Typed by the
+ * decoder's own list, so a format added there must be added (and documented) here.
+ */
+export const IMAGE_MEDIA_TYPES: Readonly<Record<ImageFormat, string>> = {
+  jpeg: "image/jpeg",
+  png: "image/png",
+  webp: "image/webp",
 };
+const IMAGE_FORMATS = Object.keys(IMAGE_MEDIA_TYPES) as [ImageFormat, ...ImageFormat[]];
+
+// ---- Shared
 
 export const problemSchema = z.object({
   type: z.string().meta({ example: "urn:inference-gateway:problem:unsupported_media_type" }),
@@ -63,7 +29,84 @@ export const problemSchema = z.object({
   code: z.enum(Object.keys(PROBLEMS) as [keyof typeof PROBLEMS, ...Array<keyof typeof PROBLEMS>]),
   instance: z.string().optional(),
   request_id: z.string().optional(),
-}).meta({ description: "RFC 9457 problem details, served as application/problem+json" });
+}).meta({ id: "Problem", description: "RFC 9457 problem details, served as application/problem+json" });
+
+type ProblemCode = keyof typeof PROBLEMS;
+
+/** Documented error responses of a gateway route: the given problem codes, grouped by status. */
+export function problemResponses(...codes: ProblemCode[]) {
+  const byStatus = new Map<number, ProblemCode[]>();
+  for (const code of codes) {
+    byStatus.set(PROBLEMS[code].status, [...byStatus.get(PROBLEMS[code].status) ?? [], code]);
+  }
+  return Object.fromEntries([...byStatus].map(([status, group]) => [status, {
+    description: group.map((c) => `\`${c}\`: ${PROBLEMS[c].title}`).join("; "),
+    content: {
+      "application/problem+json": {
+        schema: problemSchema,
+        example: {
+          type: `urn:inference-gateway:problem:${group[0]}`,
+          title: PROBLEMS[group[0]].title,
+          status,
+          detail: "A sentence saying what was wrong and what is accepted",
+          code: group[0],
+          request_id: "3f1c2b7e-0c39-4a8e-9d0b-2f4a1f6d2a10",
+        },
+      },
+    },
+  }]));
+}
+
+// ---- /predict
+
+export const topKQuery = z.object({
+  top_k: z.coerce.number({ error: "an integer from 1 to 20" })
+    .int("an integer from 1 to 20")
+    .min(1, "an integer from 1 to 20")
+    .max(20, "an integer from 1 to 20")
+    .optional()
+    .meta({ description: "How many classes to return, 1 to 20 (default TOP_K)", example: 5 }),
+});
+
+const classScore = z.object({
+  class_id: z.number().int().meta({ example: 967 }),
+  class_name: z.string().meta({ example: "espresso" }),
+  confidence: z.number().min(0).max(1).meta({ example: 0.83 }),
+}).meta({ id: "ClassScore" });
+
+const weights = z.enum(["pretrained", "synthetic"]);
+
+const modelRef = z.object({
+  name: z.string().meta({ example: "resnet50" }),
+  version: z.string().meta({
+    description: "First 12 hex digits of the model file's sha256",
+    example: "f939437d1289",
+  }),
+  weights,
+  precision: z.enum(["fp32", "int8"]).meta({
+    description:
+      "Arithmetic the served model runs in: MODEL_PRECISION, unless the int8 quality gate refused it",
+  }),
+  sha256: z.string(),
+}).meta({ id: "ModelRef" });
+
+const imageInfo = z.object({
+  format: z.enum(IMAGE_FORMATS),
+  width: z.number().int().meta({ description: "As stored, before the EXIF orientation is applied" }),
+  height: z.number().int(),
+  bytes: z.number().int(),
+  orientation: z.number().int().min(1).max(8).meta({
+    description: "The photo's EXIF Orientation tag (1: upright or none); turned upright before resizing " +
+      "unless EXIF_ORIENTATION=ignore",
+  }),
+}).meta({ id: "ImageInfo" });
+
+const predictionHead = {
+  request_id: z.string().meta({ description: "Also in the X-Request-ID header and every log line" }),
+  model: modelRef,
+  weights: weights.meta({ description: "Repeated at top level so it cannot be missed" }),
+  warning: z.string().optional().meta({ description: "Present when the weights are synthetic" }),
+};
 
 export const predictResponse = z.object({
   ...predictionHead,
@@ -80,7 +123,7 @@ export const predictResponse = z.object({
     total: z.number(),
   }),
   inference_time_ms: z.number(),
-});
+}).meta({ id: "Prediction", description: "The answer for one image" });
 
 export const predictBatchResponse = z.object({
   ...predictionHead,
@@ -97,71 +140,128 @@ export const predictBatchResponse = z.object({
     description: "One entry per uploaded file, in upload order; a bad image fails only its own entry",
   }),
   timings_ms: z.object({ read_body: z.number(), total: z.number() }),
-});
+}).meta({ id: "PredictionBatch", description: "The answer for several images" });
 
-export const healthResponse = z.object({ status: z.literal("ok") });
-export const readyResponse = z.object({ status: z.string(), error: z.string().optional() });
+// ---- Operations
+
+export const healthResponse = z.object({ status: z.literal("ok") }).meta({ id: "Health" });
+export const readyResponse = z.object({
+  status: z.enum(["loading", "ready", "failed", "draining"]),
+  error: z.string().optional(),
+}).meta({ id: "Readiness" });
+
+export const infoResponse = z.object({
+  service: z.string(),
+  version: z.string(),
+  deno: z.string(),
+  v8: z.string(),
+  typescript: z.string(),
+  status: z.enum(["loading", "ready", "failed", "draining"]),
+  model: z.object({
+    name: z.string(),
+    version: z.string(),
+    weights,
+    warning: z.string().optional(),
+    precision: z.enum(["fp32", "int8"]),
+    quantization: z.object({}).catchall(z.unknown()).optional().meta({
+      description: "What the int8 step did (MODEL_PRECISION=int8): origin, calibration, the quality gate",
+    }),
+    sha256: z.string(),
+    source: z.enum(["file", "zoo", "synthetic"]),
+    path: z.string(),
+    input: z.object({ name: z.string(), shape: z.array(z.union([z.number().int(), z.string()])) }),
+    output: z.object({
+      name: z.string(),
+      shape: z.array(z.union([z.number().int(), z.string()])),
+      softmax_applied_by: z.enum(["model", "gateway"]),
+    }),
+    classes: z.number().int(),
+    runtime: z.string(),
+    runtime_version: z.string(),
+    intra_op_threads: z.number().int(),
+    load_seconds: z.number().optional(),
+    warmup_ms: z.number().optional(),
+  }).nullable().meta({ description: "The model served (null while loading)" }),
+  trace_ui_url: z.string().nullable().meta({
+    description: "TRACE_UI_URL: a link to a trace with `{trace_id}` to replace, or null",
+    example: "http://localhost:16686/trace/{trace_id}",
+  }),
+  error: z.string().optional(),
+  config: z.object({}).catchall(z.unknown()).meta({
+    description: "The effective configuration, secrets redacted",
+  }),
+}).meta({ id: "Info" });
 
 // ---- Open Inference Protocol (KServe v2)
 
-/** A tensor's data: a flat or nested JSON array, in row-major order. */
-const tensorData: z.ZodType<unknown[]> = z.array(z.unknown()).meta({
-  description: "Row-major values; may be flat or nested to the tensor's shape",
-});
+const parameters = z.record(z.string(), z.unknown());
 
 export const v2InferInput = z.object({
   name: z.string().min(1),
   shape: z.array(z.number().int().nonnegative()).min(1),
   datatype: z.string().min(1),
-  parameters: z.record(z.string(), z.unknown()).optional(),
-  data: tensorData,
-});
+  parameters: z.object({
+    binary_data_size: z.number().int().nonnegative().optional().meta({
+      description: "Binary tensor data extension: the input's bytes follow the JSON header in the body",
+    }),
+  }).catchall(z.unknown()).optional(),
+  data: z.array(z.unknown()).optional().meta({
+    description: "Row-major values, flat or nested to the tensor's shape; absent when sent as binary data",
+  }),
+}).meta({ id: "InferenceInput" });
 
 export const v2RequestedOutput = z.object({
   name: z.string().min(1),
   parameters: z.object({
     classification: z.number().int().min(1).max(1000).optional().meta({
-      description: "Classification extension: return the top k as BYTES strings `score:index:label`",
+      description: "Classification extension: the top k as BYTES strings `logit:index:label`",
+    }),
+    binary_data: z.boolean().optional().meta({
+      description: "Binary tensor data extension: return this output as binary data after the JSON",
     }),
   }).catchall(z.unknown()).optional(),
-});
+}).meta({ id: "InferenceRequestedOutput" });
 
 export const v2InferRequest = z.object({
   id: z.string().optional(),
-  parameters: z.record(z.string(), z.unknown()).optional(),
+  parameters: z.object({
+    binary_data_output: z.boolean().optional().meta({
+      description: "Binary tensor data extension: return every output as binary data",
+    }),
+  }).catchall(z.unknown()).optional(),
   inputs: z.array(v2InferInput).min(1),
   outputs: z.array(v2RequestedOutput).optional(),
-}).meta({
-  example: {
-    id: "42",
-    inputs: [{ name: "image", shape: [1], datatype: "BYTES", data: ["<base64 JPEG, PNG or WebP>"] }],
-    outputs: [{ name: "logits", parameters: { classification: 3 } }],
-  },
-});
+}).meta({ id: "InferenceRequest" });
+
+export type V2InferRequest = z.infer<typeof v2InferRequest>;
 
 export const v2InferOutput = z.object({
   name: z.string(),
   shape: z.array(z.number().int()),
   datatype: z.string(),
-  parameters: z.record(z.string(), z.unknown()).optional(),
-  data: z.array(z.union([z.number(), z.string()])),
-});
+  parameters: parameters.optional(),
+  data: z.array(z.union([z.number(), z.string(), z.null()])).optional().meta({
+    description: "Row-major values; null where the model produced a value JSON cannot carry (NaN, " +
+      "Infinity); absent when the output is sent as binary data (parameters.binary_data_size)",
+  }),
+}).meta({ id: "InferenceOutput" });
 
 export const v2InferResponse = z.object({
   model_name: z.string(),
   model_version: z.string().optional(),
   id: z.string().optional(),
-  parameters: z.record(z.string(), z.unknown()).optional(),
+  parameters: parameters.optional(),
   outputs: z.array(v2InferOutput),
-});
+}).meta({ id: "InferenceResponse" });
 
-const tensorMetadata = z.object({ name: z.string(), datatype: z.string(), shape: z.array(z.number().int()) });
+const tensorMetadata = z.object({ name: z.string(), datatype: z.string(), shape: z.array(z.number().int()) })
+  .meta({ id: "TensorMetadata" });
 
 export const v2ServerMetadata = z.object({
   name: z.string(),
   version: z.string(),
   extensions: z.array(z.string()),
-});
+}).meta({ id: "ServerMetadata" });
 
 export const v2ModelMetadata = z.object({
   name: z.string(),
@@ -173,6 +273,22 @@ export const v2ModelMetadata = z.object({
   }).meta({ description: "Arithmetic of the served model and whether its weights are pretrained" }),
   inputs: z.array(tensorMetadata),
   outputs: z.array(tensorMetadata),
+}).meta({ id: "ModelMetadata" });
+
+export const v2Error = z.object({ error: z.string() }).meta({
+  id: "InferenceError",
+  description: "The Open Inference Protocol's error body",
 });
 
-export const v2Error = z.object({ error: z.string() });
+export const v2ModelParams = z.object({
+  name: z.string().meta({
+    description: "The model: MODEL_NAME for tensors, MODEL_NAME-image for encoded images",
+    example: "resnet50",
+  }),
+});
+
+export const v2VersionParams = v2ModelParams.extend({
+  version: z.string().meta({
+    description: "The model version: the first 12 hex digits of its sha256, as the model metadata lists",
+  }),
+});

@@ -1,6 +1,9 @@
 import type { ObservabilityVariables } from "../observability/middleware.ts";
+import type { ConnectionInfo } from "../server/serve.ts";
 
-/** Hono environment shared by every route. */
+/** Hono environment shared by every route: what the server hands each request, and the middleware's variables. */
 export interface AppEnv {
+  /** Absent for in-process requests (tests). */
+  Bindings: Partial<ConnectionInfo>;
   Variables: ObservabilityVariables;
 }

@@ -80,10 +80,8 @@ Deno.test("Open Inference Protocol v2", async (t) => {
     assert.equal(meta.name, "resnet50");
     assert.deepEqual(meta.parameters, { precision: "fp32", weights: "synthetic" });
     assert.match(version, /^[0-9a-f]{12}$/);
-    assert.deepEqual(meta.inputs, [
-      { name: "input", datatype: "FP32", shape: [-1, 3, 224, 224] },
-      { name: "image", datatype: "BYTES", shape: [-1] },
-    ]);
+    assert.equal(meta.platform, "onnxruntime_onnx");
+    assert.deepEqual(meta.inputs, [{ name: "input", datatype: "FP32", shape: [-1, 3, 224, 224] }]);
     assert.deepEqual(meta.outputs, [{ name: "logits", datatype: "FP32", shape: [-1, 1000] }]);
   });
 
@@ -105,7 +103,11 @@ Deno.test("Open Inference Protocol v2", async (t) => {
         ],
         outputs: [{ name: "output0" }],
       };
-      await expectError(await post(app, "/v2/models/resnet50/infer", specExample), 400, /exactly one input/);
+      await expectError(
+        await post(app, "/v2/models/resnet50/infer", specExample),
+        400,
+        /takes exactly one input/,
+      );
       specExample.inputs.pop();
       await expectError(
         await post(app, "/v2/models/resnet50/infer", specExample),
@@ -224,7 +226,7 @@ Deno.test("Open Inference Protocol v2", async (t) => {
         data: new Array(150528).fill("x"),
       }),
       400,
-      /not a finite number/,
+      /Input "input" value 0 is not a number/,
     );
     await expectError(
       await infer({ ...img, data: ["***not base64***"] }),
@@ -274,6 +276,342 @@ Deno.test("Open Inference Protocol v2", async (t) => {
     assert.match(
       metrics,
       /http_requests_total\{method="POST",route="\/v2\/models\/:name\/infer",status="400"\} \d+/,
+    );
+  });
+});
+
+/** The coffee photo as the model's preprocessed FP32 input. */
+async function coffeeTensor(): Promise<Float32Array> {
+  const coffee = await fixture("images/coffee.jpg");
+  return preprocess(
+    await decodeImage(coffee, readImageHeader(coffee), { minShortSide: JPEG_MIN_DECODE_SHORT_SIDE }),
+  );
+}
+
+Deno.test("FP32 values that are not finite in FP32 are a 400 naming the input; NaN outputs never fail a request", async (t) => {
+  const logs = await captureLogs("info");
+  const { app } = await readyApp();
+  const tensor = Array.from(await coffeeTensor());
+  const infer = (data: number[]) =>
+    post(app, "/v2/models/resnet50/infer", {
+      inputs: [{ name: "input", shape: [1, 3, 224, 224], datatype: "FP32", data }],
+      outputs: [{ name: "logits", parameters: { classification: 3 } }],
+    });
+
+  await t.step("1e39 is finite as a double but Infinity in FP32: 400", async () => {
+    const data = tensor.slice();
+    data[17] = 1e39;
+    await expectError(
+      await infer(data),
+      400,
+      /Input "input" value 17 \(1e\+39\) is not a finite FP32 number/,
+    );
+    data[17] = -3.5e38;
+    await expectError(await infer(data), 400, /Input "input" value 17 .* not a finite FP32 number/);
+  });
+
+  await t.step("all values 1e38 (finite in FP32) answer 200 although the model yields NaN", async () => {
+    const res = await infer(new Array(150528).fill(1e38));
+    assert.equal(res.status, 200, await res.clone().text());
+    const body = await res.json();
+    assert.equal(body.outputs[0].data.length, 3);
+    const raw = await (await post(app, "/v2/models/resnet50/infer", {
+      inputs: [{
+        name: "input",
+        shape: [1, 3, 224, 224],
+        datatype: "FP32",
+        data: new Array(150528).fill(1e38),
+      }],
+    })).json();
+    // JSON has no NaN: the output carries null where the model produced one.
+    assert.ok(raw.outputs[0].data.some((v: unknown) => v === null), "the model produced non-finite values");
+    const metrics = await (await app.request("/metrics")).text();
+    const dropped = Number(
+      /telemetry_dropped_total\{signal="prediction_confidence"\} (\d+)/.exec(metrics)?.[1],
+    );
+    assert.ok(dropped >= 2, `both NaN confidences counted as dropped (${dropped})`);
+    const warnings = logs.filter((r) =>
+      r.level === "warning" && JSON.stringify(r).includes("prediction_confidence")
+    );
+    assert.ok(warnings.length <= 1, "logged once");
+  });
+
+  await t.step("and the server keeps answering", async () => {
+    assert.equal((await infer(tensor)).status, 200);
+  });
+});
+
+Deno.test("model metadata tells the truth: a client that builds its request from it succeeds", async (t) => {
+  await captureLogs("info");
+  const { app } = await readyApp();
+  const coffee = await fixture("images/coffee.jpg");
+  const tensor = Array.from(await coffeeTensor());
+  const dataFor = (input: { datatype: string }) => input.datatype === "BYTES" ? [b64(coffee)] : tensor;
+
+  for (const name of ["resnet50", "resnet50-image"]) {
+    await t.step(`${name}: every input its metadata lists, sent together, is accepted`, async () => {
+      const meta = await (await app.request(`/v2/models/${name}`)).json();
+      assert.equal(meta.name, name);
+      const inputs = meta.inputs.map((i: { name: string; datatype: string; shape: number[] }) => ({
+        name: i.name,
+        datatype: i.datatype,
+        shape: i.shape.map((d) => (d === -1 ? 1 : d)),
+        data: dataFor(i),
+      }));
+      const outputs = meta.outputs.map((o: { name: string }) => ({ name: o.name }));
+      const res = await post(app, `/v2/models/${name}/infer`, { inputs, outputs });
+      assert.equal(res.status, 200, await res.clone().text());
+      const body = await res.json();
+      assert.equal(body.model_name, name);
+      assert.deepEqual(body.outputs[0].shape, [1, 1000]);
+    });
+  }
+
+  await t.step("resnet50-image lists only the BYTES input image", async () => {
+    const meta = await (await app.request("/v2/models/resnet50-image")).json();
+    assert.deepEqual(meta.inputs, [{ name: "image", datatype: "BYTES", shape: [-1] }]);
+    assert.deepEqual(meta.outputs, [{ name: "logits", datatype: "FP32", shape: [-1, 1000] }]);
+    assert.equal(
+      (await app.request(`/v2/models/resnet50-image/versions/${meta.versions[0]}/ready`)).status,
+      200,
+    );
+  });
+
+  await t.step(
+    "resnet50 still accepts image for compatibility; resnet50-image refuses the tensor",
+    async () => {
+      const image = { name: "image", shape: [1], datatype: "BYTES", data: [b64(coffee)] };
+      assert.equal((await post(app, "/v2/models/resnet50/infer", { inputs: [image] })).status, 200);
+      await expectError(
+        await post(app, "/v2/models/resnet50-image/infer", {
+          inputs: [{ name: "input", shape: [1, 3, 224, 224], datatype: "FP32", data: tensor }],
+        }),
+        400,
+        /Unknown input "input"; model "resnet50-image" takes "image"/,
+      );
+    },
+  );
+});
+
+Deno.test("classification extension values are the model's output (logits), as Triton defines them", async () => {
+  await captureLogs("info");
+  const { app } = await readyApp();
+  const image = {
+    name: "image",
+    shape: [1],
+    datatype: "BYTES",
+    data: [b64(await fixture("images/coffee.jpg"))],
+  };
+  const raw = (await (await post(app, "/v2/models/resnet50-image/infer", { inputs: [image] })).json())
+    .outputs[0]
+    .data as number[];
+  const classified = await (await post(app, "/v2/models/resnet50-image/infer", {
+    inputs: [image],
+    outputs: [{ name: "logits", parameters: { classification: 5 } }],
+  })).json();
+  const entries = (classified.outputs[0].data as string[]).map((s) => s.split(":"));
+  const sorted = raw.map((v, i) => [v, i] as const).sort((a, b) => b[0] - a[0]);
+  for (let r = 0; r < 5; r++) {
+    const [value, index] = entries[r];
+    assert.equal(Number(index), sorted[r][1], `rank ${r} index`);
+    assert.ok(Math.abs(Number(value) - raw[Number(index)]) < 1e-6, `rank ${r}: ${value} is the logit`);
+  }
+  // Logits of this model are not probabilities: some lie outside [0, 1].
+  assert.ok(entries.some(([v]) => Number(v) > 1 || Number(v) < 0));
+});
+
+Deno.test("while the model loads, v2 models are known and not ready", async (t) => {
+  await captureLogs("info");
+  const config = testConfig();
+  const app = createApp({ config, state: new ModelState(), ...testTelemetry(config) });
+
+  await t.step("model ready: 400 with an empty body, as the document says", async () => {
+    for (const name of ["resnet50", "resnet50-image"]) {
+      const res = await app.request(`/v2/models/${name}/ready`);
+      assert.equal(res.status, 400, name);
+      assert.equal(await res.text(), "");
+    }
+  });
+
+  await t.step("infer: 503 with Retry-After and the protocol's error body", async () => {
+    const res = await post(app, "/v2/models/resnet50/infer", {
+      inputs: [{ name: "image", shape: [1], datatype: "BYTES", data: ["aGk="] }],
+    });
+    assert.equal(res.headers.get("retry-after"), "5");
+    await expectError(res, 503, /Model "resnet50" is loading/);
+  });
+
+  await t.step("metadata: 503 with Retry-After", async () => {
+    const res = await app.request("/v2/models/resnet50-image");
+    assert.equal(res.headers.get("retry-after"), "5");
+    await expectError(res, 503, /is loading/);
+  });
+
+  await t.step("an unknown model is still 404", async () => {
+    await expectError(await app.request("/v2/models/resnet18/ready"), 404, /Unknown model "resnet18"/);
+  });
+});
+
+/** A request in the binary tensor data extension's layout: JSON header, then the tensors' bytes. */
+function binaryRequest(header: unknown, tail: Uint8Array): { body: Uint8Array<ArrayBuffer>; length: number } {
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const body = new Uint8Array(json.length + tail.length);
+  body.set(json);
+  body.set(tail, json.length);
+  return { body, length: json.length };
+}
+
+/** Splits a binary response into its JSON header and the bytes after it. */
+async function binaryResponse(res: Response) {
+  const length = Number(res.headers.get("inference-header-content-length"));
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  return {
+    header: JSON.parse(new TextDecoder().decode(bytes.subarray(0, length))),
+    tail: bytes.subarray(length),
+  };
+}
+
+Deno.test("binary tensor data extension, as Triton's client sends it", async (t) => {
+  await captureLogs("info");
+  const { app } = await readyApp();
+  const coffee = await fixture("images/coffee.jpg");
+  const tensor = await coffeeTensor();
+  const send = (path: string, header: unknown, tail: Uint8Array, headers: Record<string, string> = {}) => {
+    const { body, length } = binaryRequest(header, tail);
+    // Triton's Python client declares no Content-Type.
+    return app.request(path, {
+      method: "POST",
+      body,
+      headers: { "inference-header-content-length": String(length), ...headers },
+    });
+  };
+  const json = await (await post(app, "/v2/models/resnet50/infer", {
+    inputs: [{ name: "input", shape: [1, 3, 224, 224], datatype: "FP32", data: Array.from(tensor) }],
+  })).json();
+
+  await t.step("the server metadata announces it", async () => {
+    const body = await (await app.request("/v2")).json();
+    assert.ok(body.extensions.includes("binary_tensor_data"));
+  });
+
+  await t.step("an FP32 input as binary, outputs as binary: the same logits as JSON", async () => {
+    const bytes = new Uint8Array(tensor.buffer.slice(0));
+    const res = await send("/v2/models/resnet50/infer", {
+      inputs: [{
+        name: "input",
+        shape: [1, 3, 224, 224],
+        datatype: "FP32",
+        parameters: { binary_data_size: bytes.length },
+      }],
+      outputs: [{ name: "logits", parameters: { binary_data: true } }],
+    }, bytes);
+    assert.equal(res.status, 200, await res.clone().text());
+    assert.equal(res.headers.get("content-type"), "application/octet-stream");
+    const { header, tail } = await binaryResponse(res);
+    const out = header.outputs[0];
+    assert.equal(out.data, undefined);
+    assert.equal(out.parameters.binary_data_size, 4000);
+    assert.equal(tail.length, 4000);
+    const logits = new Float32Array(tail.slice().buffer);
+    for (let i = 0; i < 1000; i++) {
+      assert.ok(Math.abs(logits[i] - json.outputs[0].data[i]) < 1e-5, `logit ${i}`);
+    }
+  });
+
+  await t.step(
+    "BYTES images as binary (length-prefixed raw files), binary_data_output for all outputs",
+    async () => {
+      const chelsea = await fixture("images/chelsea.jpg");
+      const tail = new Uint8Array(8 + coffee.length + chelsea.length);
+      const view = new DataView(tail.buffer);
+      view.setUint32(0, coffee.length, true);
+      tail.set(coffee, 4);
+      view.setUint32(4 + coffee.length, chelsea.length, true);
+      tail.set(chelsea, 8 + coffee.length);
+      const res = await send(
+        "/v2/models/resnet50-image/infer",
+        {
+          parameters: { binary_data_output: true },
+          inputs: [{
+            name: "image",
+            shape: [2],
+            datatype: "BYTES",
+            parameters: { binary_data_size: tail.length },
+          }],
+          outputs: [{ name: "logits", parameters: { classification: 2 } }],
+        },
+        tail,
+        { "content-type": "application/octet-stream" },
+      );
+      assert.equal(res.status, 200, await res.clone().text());
+      const { header, tail: out } = await binaryResponse(res);
+      assert.deepEqual(header.outputs[0].shape, [2, 2]);
+      assert.equal(header.outputs[0].datatype, "BYTES");
+      const strings: string[] = [];
+      const v = new DataView(out.buffer, out.byteOffset, out.byteLength);
+      for (let at = 0; at < out.length;) {
+        const n = v.getUint32(at, true);
+        strings.push(new TextDecoder().decode(out.subarray(at + 4, at + 4 + n)));
+        at += 4 + n;
+      }
+      assert.equal(strings.length, 4);
+      const top1 = json.outputs[0].data.indexOf(Math.max(...json.outputs[0].data));
+      assert.equal(Number(strings[0].split(":")[1]), top1, "coffee's top-1 as over JSON");
+    },
+  );
+
+  await t.step("malformed binary requests answer 400 with a message that says what is wrong", async () => {
+    const header = {
+      inputs: [{
+        name: "input",
+        shape: [1, 3, 224, 224],
+        datatype: "FP32",
+        parameters: { binary_data_size: 16 },
+      }],
+    };
+    await expectError(
+      await send("/v2/models/resnet50/infer", header, new Uint8Array(16)),
+      400,
+      /binary data holds 16 bytes; 150528 FP32 values need 602112/,
+    );
+    await expectError(
+      await send("/v2/models/resnet50/infer", header, new Uint8Array(20)),
+      400,
+      /declares binary_data_size 16, but 20 bytes follow/,
+    );
+    const { body } = binaryRequest(header, new Uint8Array(16));
+    await expectError(
+      await app.request("/v2/models/resnet50/infer", {
+        method: "POST",
+        body,
+        headers: { "inference-header-content-length": "999999" },
+      }),
+      400,
+      /Inference-Header-Content-Length must be a byte count/,
+    );
+    // A binary body sent without the header: the message names what is missing.
+    await expectError(
+      await app.request("/v2/models/resnet50/infer", {
+        method: "POST",
+        body,
+        headers: { "content-type": "application/octet-stream" },
+      }),
+      400,
+      /not valid JSON \(binary tensor data needs the Inference-Header-Content-Length header\)/,
+    );
+    const nan = new Float32Array(150528);
+    nan[3] = NaN;
+    await expectError(
+      await send("/v2/models/resnet50/infer", {
+        inputs: [{
+          name: "input",
+          shape: [1, 3, 224, 224],
+          datatype: "FP32",
+          parameters: { binary_data_size: 602112 },
+        }],
+      }, new Uint8Array(nan.buffer)),
+      400,
+      /Input "input" value 3 \(NaN\) is not a finite FP32 number/,
     );
   });
 });

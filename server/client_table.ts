@@ -4,16 +4,25 @@
  * thread share. The guard writes a row before it relays the connection's first
  * byte; the server reads it when a request arrives on that connection. No
  * message is exchanged per connection, so there is nothing to wait for.
+ *
+ * The guard also marks there when a connection's client has left (closed or
+ * reset its side): the server learns it by Atomics.waitAsync, since
+ * Deno.serve does not notice a client that leaves after sending a body of
+ * more than a few KiB until it writes the answer.
  */
 import { formatIp, parseIp } from "./client_address.ts";
 
-/** A row: [family (0 = empty, 4 or 6), port, address as four 32-bit words]. */
-const WORDS = 6;
+/** A row: [family (0 = empty, 4 or 6), port, address as four 32-bit words, connection serial, gone]. */
+const WORDS = 8;
+const SERIAL = 6;
+const GONE = 7;
 const PORTS = 65536;
 
 export class ClientTable {
   readonly buffer: SharedArrayBuffer;
   readonly #words: Int32Array;
+  /** This thread's signal for each connection someone asked about, by port. */
+  readonly #gone = new Map<number, { serial: number; signal: AbortSignal }>();
 
   constructor(buffer: SharedArrayBuffer = new SharedArrayBuffer(PORTS * WORDS * 4)) {
     this.buffer = buffer;
@@ -27,6 +36,8 @@ export class ClientTable {
     const row = port * WORDS;
     const w = this.#words;
     Atomics.store(w, row, 0);
+    Atomics.store(w, row + GONE, 0);
+    Atomics.add(w, row + SERIAL, 1);
     Atomics.store(w, row + 1, client.port);
     for (let i = 0; i < 4; i++) {
       const o = i * 4;
@@ -40,8 +51,42 @@ export class ClientTable {
     Atomics.store(w, row, ip.length === 4 ? 4 : 6);
   }
 
+  /** The connection has ended: forgotten, and marked gone for whoever waits on it. */
   delete(port: number): void {
     Atomics.store(this.#words, port * WORDS, 0);
+    this.markGone(port);
+  }
+
+  /** The client of the connection on `port` has left: wakes the waiters of {@link goneSignal}. */
+  markGone(port: number): void {
+    const at = port * WORDS + GONE;
+    if (Atomics.exchange(this.#words, at, 1) === 0) Atomics.notify(this.#words, at);
+  }
+
+  /**
+   * Aborts when the client of the connection now on `port` leaves; undefined
+   * when no connection is recorded there. One waiter per connection, shared by
+   * the requests that arrive on it.
+   */
+  goneSignal(port: number): AbortSignal | undefined {
+    if (!(port >= 0 && port < PORTS)) return undefined;
+    const row = port * WORDS;
+    const w = this.#words;
+    if (Atomics.load(w, row) === 0) return undefined;
+    const serial = Atomics.load(w, row + SERIAL);
+    const known = this.#gone.get(port);
+    if (known?.serial === serial) return known.signal;
+    const controller = new AbortController();
+    this.#gone.set(port, { serial, signal: controller.signal });
+    const gone = () => {
+      controller.abort();
+      if (this.#gone.get(port)?.serial === serial) this.#gone.delete(port);
+    };
+    const wait = Atomics.waitAsync(w, row + GONE, 0);
+    // Gone already, or the port has moved on to another connection since the serial was read.
+    if (!wait.async || Atomics.load(w, row + SERIAL) !== serial) gone();
+    else wait.value.then(gone);
+    return controller.signal;
   }
 
   get(port: number): Deno.NetAddr | undefined {

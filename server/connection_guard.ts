@@ -52,6 +52,8 @@ export interface ConnectionGuard {
   readonly addr: Deno.NetAddr;
   /** The client behind a relayed connection, by the local port of the guard's connection to the server. */
   clientOf(upstreamPort: number): Deno.NetAddr | undefined;
+  /** Aborts when the client of that connection leaves (closes or resets its side); see ClientTable. */
+  clientGone(upstreamPort: number): AbortSignal | undefined;
   /**
    * Closes the listener and drains: each request on a connection, or arriving
    * on one, is relayed and its response, marked `Connection: close`, forwarded
@@ -218,6 +220,8 @@ class Relay {
       return this.#finish();
     }
     this.#clientEnded = true;
+    // As nginx does, a client that closes its side has left: what it waits for is dropped (499).
+    this.#ctx.clients.markGone(this.#upstreamPort);
     // The client is done sending; the server still answers what it has, then closes.
     if (this.#phase === "open") await upstream.closeWrite().catch(() => {});
     else this.#finish();
@@ -469,6 +473,9 @@ export function guardConnections(options: ConnectionGuardOptions): ConnectionGua
     addr: listener.addr as Deno.NetAddr,
     clientOf(upstreamPort) {
       return ctx.clients.get(upstreamPort);
+    },
+    clientGone(upstreamPort) {
+      return ctx.clients.goneSignal(upstreamPort);
     },
     async drain(timeoutMs) {
       try {

@@ -61,6 +61,7 @@ export function guardConnectionsInWorker(options: GuardThreadOptions): Promise<C
           resolve({
             addr: message.addr,
             clientOf: (port) => table.get(port),
+            clientGone: (port) => table.goneSignal(port),
             drain(timeoutMs) {
               post({ type: "drain", timeoutMs });
               return new Promise<DrainReport>((r) => drained = r).finally(() => worker.terminate());

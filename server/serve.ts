@@ -17,6 +17,12 @@ export interface ConnectionInfo {
   remoteAddr: Deno.NetAddr;
   /** The client: that peer, or the one a trusted proxy's forwarding header names. */
   client: ClientAddress;
+  /**
+   * Aborts when the client leaves before its answer, so its queued work is dropped. From the guard:
+   * never request.signal, which Deno 2.9 also aborts after every answer (printing a notice when it is
+   * read) and which misses a client that leaves after sending a photo-sized body.
+   */
+  clientGone?: AbortSignal;
 }
 
 export interface ServerDeps {
@@ -55,7 +61,11 @@ export async function startServer({ config, app, state, telemetry }: ServerDeps)
       // Read now: Deno.serve's remoteAddr is gone once the handler has awaited.
       const upstream = info.remoteAddr;
       const peer = guard.clientOf(upstream.port) ?? upstream;
-      return app.fetch(request, { remoteAddr: peer, client: clientAddress(peer, request.headers, trusted) });
+      return app.fetch(request, {
+        remoteAddr: peer,
+        client: clientAddress(peer, request.headers, trusted),
+        clientGone: guard.clientGone(upstream.port),
+      });
     },
   );
   const refusalsLogged = new Set<RefusalReason>();
