@@ -167,7 +167,7 @@ export const infoResponse = z.object({
       description: "What the int8 step did (MODEL_PRECISION=int8): origin, calibration, the quality gate",
     }),
     sha256: z.string(),
-    source: z.enum(["file", "zoo", "synthetic"]),
+    source: z.enum(["file", "url", "zoo", "synthetic"]),
     path: z.string(),
     input: z.object({ name: z.string(), shape: z.array(z.union([z.number().int(), z.string()])) }),
     output: z.object({
