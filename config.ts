@@ -262,6 +262,24 @@ export function loadConfig(env: (name: string) => string | undefined = (n) => De
   throw new ConfigError(`Invalid configuration: ${lines.join("; ")}`);
 }
 
+/**
+ * The configuration an entry point starts with: on a bad value, the one line
+ * naming the variable and what it accepts goes to stderr and the process
+ * exits 2 (a usage error, not a crash: no stack trace). `load` gives an
+ * entry's own profile (edge.ts); anything but a ConfigError is rethrown.
+ */
+export function configOrExit(): Config;
+export function configOrExit<T>(load: () => T): T;
+export function configOrExit(load: () => unknown = () => loadConfig()): unknown {
+  try {
+    return load();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(err.message);
+    Deno.exit(2);
+  }
+}
+
 const SECRET_VARIABLES: ReadonlyArray<keyof Config> = ["OTEL_EXPORTER_OTLP_HEADERS"];
 
 /** The effective configuration as `/info` and the startup log show it, secrets redacted. */

@@ -9,7 +9,7 @@
  * the same restrictions.
  */
 import denoJson from "./deno.json" with { type: "json" };
-import { publicConfig } from "./config.ts";
+import { configOrExit, publicConfig } from "./config.ts";
 import { startModel } from "./model/startup.ts";
 import { ModelState } from "./model/state.ts";
 import { createApp } from "./routes/app.ts";
@@ -19,7 +19,8 @@ import { edgeConfig, edgeFetch } from "./server/edge.ts";
 import { configureLogging, logger } from "./observability/logger.ts";
 import { createTelemetry, modelHooks } from "./observability/telemetry.ts";
 
-const { config, notes } = edgeConfig();
+// A bad value stops here as in main.ts: one line naming the variable, exit 2 (the platform shows it).
+const { config, notes } = configOrExit(() => edgeConfig());
 await configureLogging({ level: config.LOG_LEVEL });
 const log = logger("lifecycle");
 const build = buildInfo(denoJson.version);

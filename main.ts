@@ -4,7 +4,7 @@
  * server/ and observability/.
  */
 import denoJson from "./deno.json" with { type: "json" };
-import { type Config, ConfigError, loadConfig, publicConfig } from "./config.ts";
+import { configOrExit, publicConfig } from "./config.ts";
 import { startModel } from "./model/startup.ts";
 import { ModelState } from "./model/state.ts";
 import { createApp } from "./routes/app.ts";
@@ -13,15 +13,6 @@ import { buildInfo } from "./routes/health.ts";
 import { configureLogging, logger, shutdownLogging } from "./observability/logger.ts";
 import { createTelemetry, modelHooks } from "./observability/telemetry.ts";
 
-function configOrExit(): Config {
-  try {
-    return loadConfig();
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    console.error(err.message);
-    Deno.exit(2);
-  }
-}
 const config = configOrExit();
 
 await configureLogging({ level: config.LOG_LEVEL });

@@ -4,7 +4,7 @@
  * the same configuration variables the server reads. With MODEL_PRECISION=int8
  * they also quantize (or download) the int8 model and run its quality gate.
  */
-import { ConfigError, loadConfig } from "../config.ts";
+import { configOrExit } from "../config.ts";
 import { configureLogging, shutdownLogging } from "../observability/logger.ts";
 import { ensureSynthetic, resolveModel } from "./source.ts";
 
@@ -13,9 +13,10 @@ if (command !== "fetch" && command !== "synth") {
   console.error("Usage: cli.ts fetch|synth");
   Deno.exit(2);
 }
+// A bad value exits 2 with the one line naming it, as `deno task start` does.
+const config = configOrExit();
 let exitCode = 0;
 try {
-  const config = loadConfig();
   await configureLogging({ level: config.LOG_LEVEL });
   const resolved = command === "fetch"
     ? await resolveModel({ ...config, MODEL_SOURCE: "zoo" })
@@ -33,7 +34,7 @@ try {
     );
   }
 } catch (err) {
-  console.error(err instanceof ConfigError || err instanceof Error ? err.message : String(err));
+  console.error(err instanceof Error ? err.message : String(err));
   exitCode = 1;
 }
 await shutdownLogging();

@@ -5,7 +5,7 @@
  * with the model built in memory.
  */
 import assert from "node:assert/strict";
-import { startTask, waitReady } from "./gateway_process.ts";
+import { runUntilExit, startTask, waitReady } from "./gateway_process.ts";
 import { captureLogs, fixture, testConfig } from "./helpers.ts";
 import { choosePrecision } from "../model/precision.ts";
 import { resolveModel } from "../model/source.ts";
@@ -89,6 +89,24 @@ Deno.test("the start:edge task grants what an edge platform grants, and no more"
       }
     },
   );
+});
+
+Deno.test("deno task start:edge refuses a bad value as main.ts does: one line naming it, exit 2", async (t) => {
+  const cases = [
+    { name: "PORT", value: "abc", accepts: /expected an integer from 0 to 65535$/ },
+    { name: "INFERENCE_BACKEND", value: "gpu", accepts: /expected one of native, wasm$/ },
+  ];
+  for (const { name, value, accepts } of cases) {
+    await t.step(`${name}=${value}`, async () => {
+      const { code, stderr, fatal } = await runUntilExit({ [name]: value }, "start:edge");
+      assert.equal(code, 2, stderr);
+      // No stack trace, no "Uncaught": the operator reads one line.
+      assert.deepEqual(stderr.trimEnd().split("\n").length, 1, stderr);
+      assert.match(stderr.trimEnd(), new RegExp(`^Invalid configuration: ${name}="${value}" is invalid: `));
+      assert.match(stderr.trimEnd(), accepts);
+      assert.equal(fatal, undefined, "stops before logging starts");
+    });
+  }
 });
 
 Deno.test("deno task start:edge serves the model built in memory, and writes nothing", async (t) => {

@@ -101,11 +101,12 @@ export function freePort(): number {
   return port;
 }
 
-/** Runs `deno task start` until it exits (startup failures): exit code, stderr, and its FATAL log line if any. */
+/** Runs `deno task start` (or `task`) until it exits (startup failures): exit code, stderr, and its FATAL log line if any. */
 export async function runUntilExit(
   env: Record<string, string>,
+  task: StartTaskName = "start",
 ): Promise<{ code: number; stderr: string; fatal?: Record<string, unknown> }> {
-  const out = await startCommand(env).output();
+  const out = await startCommand(env, task).output();
   const fatal = new TextDecoder().decode(out.stdout).split("\n").filter(Boolean).map((l) => JSON.parse(l))
     .find((l) => l.level === "FATAL");
   return { code: out.code, stderr: new TextDecoder().decode(out.stderr), fatal };
