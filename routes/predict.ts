@@ -14,6 +14,7 @@ import type { Metrics } from "../observability/metrics.ts";
 import { recordSafely } from "../observability/telemetry_guard.ts";
 import type { RequestStages } from "../observability/stages.ts";
 import { clientSignal, readBodyLimited } from "./body.ts";
+import { finiteOutput, NonFiniteOutputError } from "./model_output.ts";
 import { MultipartError, parseMediaType, parseMultipart } from "./multipart.ts";
 import { asProblem, problemBody, ProblemError, PROBLEMS } from "./problem.ts";
 import {
@@ -196,6 +197,7 @@ async function classifyOne(
     signal: clientSignal(c),
     timeoutMs: config.REQUEST_TIMEOUT_MS,
   });
+  if (!finiteOutput(result)) throw new NonFiniteOutputError(classifier.info.name);
   const confidence = result.top[0].confidence;
   recordSafely("prediction_confidence", [confidence], () => metrics.confidence.observe(confidence));
   return result;

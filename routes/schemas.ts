@@ -240,9 +240,9 @@ export const v2InferOutput = z.object({
   shape: z.array(z.number().int()),
   datatype: z.string(),
   parameters: parameters.optional(),
-  data: z.array(z.union([z.number(), z.string(), z.null()])).optional().meta({
-    description: "Row-major values; null where the model produced a value JSON cannot carry (NaN, " +
-      "Infinity); absent when the output is sent as binary data (parameters.binary_data_size)",
+  data: z.array(z.union([z.number(), z.string()])).optional().meta({
+    description: "Row-major values, always finite (an input that drives the model to NaN or Infinity is a " +
+      "400); absent when the output is sent as binary data (parameters.binary_data_size)",
   }),
 }).meta({ id: "InferenceOutput" });
 

@@ -25,6 +25,7 @@ import { logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { recordSafely } from "../observability/telemetry_guard.ts";
 import { clientSignal, readBodyLimited } from "./body.ts";
+import { finiteOutput, NonFiniteOutputError } from "./model_output.ts";
 import { asProblem, ProblemError, PROBLEMS } from "./problem.ts";
 import {
   v2Error,
@@ -475,8 +476,8 @@ const inferResponses = {
     },
   },
   400: v2ErrorResponse(
-    "Malformed request: wrong shape, datatype, size, values not finite in FP32, bad base64 or binary data, " +
-      "unknown input or output, undecodable image",
+    "Malformed request: wrong shape, datatype, size, values not finite in FP32 or that drive the model to " +
+      "non-finite outputs, bad base64 or binary data, unknown input or output, undecodable image",
     'Input "input" must have shape [N,3,224,224], got [1,3,32,32]',
   ),
   404: v2ErrorResponse("Unknown model or version", 'Unknown model "resnet18"'),
@@ -539,11 +540,6 @@ const versionInferRoute = createRoute({
 });
 
 const encoder = new TextEncoder();
-
-/** An output's values as JSON numbers; NaN and ±Infinity (which JSON lacks) become null. */
-function jsonNumbers(values: Float32Array): Array<number | null> {
-  return Array.from(values, (v) => (Number.isFinite(v) ? v : null));
-}
 
 export interface V2Deps {
   config: Config;
@@ -649,6 +645,17 @@ export function v2App({ config, state, metrics, version }: V2Deps): OpenAPIHono<
         // Which image failed goes into the message; the error itself is translated once, by onError.
         return indexed ? run.catch((err) => Promise.reject(new ItemError(i, err))) : run;
       }));
+      results.forEach((r, i) => {
+        if (finiteOutput(r)) return;
+        const which = indexed ? ` (item ${i})` : "";
+        if (inputs.kind === "tensor") {
+          throw bad(
+            `Input "${info.inputName}"${which} drives the model to non-finite outputs; ` +
+              "preprocessed image tensors lie within about ±3",
+          );
+        }
+        throw new NonFiniteOutputError(model.name, `image ${i}`);
+      });
       for (const r of results) {
         const confidence = r.top[0].confidence;
         recordSafely("prediction_confidence", [confidence], () => metrics.confidence.observe(confidence));
@@ -676,7 +683,7 @@ export function v2App({ config, state, metrics, version }: V2Deps): OpenAPIHono<
             return { ...head, parameters: { classification: top, binary_data_size: bytes.byteLength } };
           }
           const head = { name: o.name, shape: [n, info.classes], datatype: "FP32" };
-          if (!asBinary) return { ...head, data: results.flatMap((r) => jsonNumbers(r.output)) };
+          if (!asBinary) return { ...head, data: results.flatMap((r) => Array.from(r.output)) };
           const bytes = writeFloat32(results.flatMap((r) => Array.from(r.output)));
           tails.push(bytes);
           return { ...head, parameters: { binary_data_size: bytes.byteLength } };

@@ -8,7 +8,17 @@ import { decodeImage } from "../image/decode.ts";
 import { readImageHeader } from "../image/image_header.ts";
 import { preprocess } from "../image/preprocess.ts";
 import { ModelState } from "../model/state.ts";
-import { captureLogs, fixture, readyApp, testConfig, testTelemetry } from "../tests/helpers.ts";
+import { NonFiniteRunner } from "../tests/broken_runner.ts";
+import {
+  captureLogs,
+  fixture,
+  multipart,
+  readyApp,
+  sharedClassifier,
+  stateWithRunner,
+  testConfig,
+  testTelemetry,
+} from "../tests/helpers.ts";
 import { createApp } from "./app.ts";
 import { JPEG_MIN_DECODE_SHORT_SIDE } from "../image/prepare.ts";
 
@@ -288,15 +298,22 @@ async function coffeeTensor(): Promise<Float32Array> {
   );
 }
 
-Deno.test("FP32 values that are not finite in FP32 are a 400 naming the input; NaN outputs never fail a request", async (t) => {
-  const logs = await captureLogs("info");
+Deno.test("FP32 values that are not finite in FP32, or drive the model to non-finite outputs, are a 400 naming the input", async (t) => {
+  await captureLogs("info");
   const { app } = await readyApp();
   const tensor = Array.from(await coffeeTensor());
-  const infer = (data: number[]) =>
+  const infer = (data: number[], extra: Record<string, unknown> = {}) =>
     post(app, "/v2/models/resnet50/infer", {
-      inputs: [{ name: "input", shape: [1, 3, 224, 224], datatype: "FP32", data }],
+      inputs: [{ name: "input", shape: [data.length / 150528, 3, 224, 224], datatype: "FP32", data }],
       outputs: [{ name: "logits", parameters: { classification: 3 } }],
+      ...extra,
     });
+  const rejected = async () =>
+    Number(
+      /^requests_rejected_total\{reason="bad_request"\} (\d+)$/m.exec(
+        await (await app.request("/metrics")).text(),
+      )?.[1] ?? 0,
+    );
 
   await t.step("1e39 is finite as a double but Infinity in FP32: 400", async () => {
     const data = tensor.slice();
@@ -310,34 +327,75 @@ Deno.test("FP32 values that are not finite in FP32 are a 400 naming the input; N
     await expectError(await infer(data), 400, /Input "input" value 17 .* not a finite FP32 number/);
   });
 
-  await t.step("all values 1e38 (finite in FP32) answer 200 although the model yields NaN", async () => {
-    const res = await infer(new Array(150528).fill(1e38));
-    assert.equal(res.status, 200, await res.clone().text());
-    const body = await res.json();
-    assert.equal(body.outputs[0].data.length, 3);
-    const raw = await (await post(app, "/v2/models/resnet50/infer", {
-      inputs: [{
-        name: "input",
-        shape: [1, 3, 224, 224],
-        datatype: "FP32",
-        data: new Array(150528).fill(1e38),
-      }],
-    })).json();
-    // JSON has no NaN: the output carries null where the model produced one.
-    assert.ok(raw.outputs[0].data.some((v: unknown) => v === null), "the model produced non-finite values");
-    const metrics = await (await app.request("/metrics")).text();
-    const dropped = Number(
-      /telemetry_dropped_total\{signal="prediction_confidence"\} (\d+)/.exec(metrics)?.[1],
+  const drives =
+    /^Input "input" drives the model to non-finite outputs; preprocessed image tensors lie within about ±3$/;
+  const huge = new Array(150528).fill(1e38);
+
+  await t.step(
+    "all values 1e38 (finite in FP32) drive the model to NaN: 400 naming the input, counted",
+    async () => {
+      const before = await rejected();
+      await expectError(await infer(huge), 400, drives);
+      // The raw output, as JSON and as binary data: never a 200 carrying null or NaN.
+      await expectError(await infer(huge, { outputs: [{ name: "logits" }] }), 400, drives);
+      await expectError(
+        await infer(huge, { outputs: [{ name: "logits" }], parameters: { binary_data_output: true } }),
+        400,
+        drives,
+      );
+      assert.equal(await rejected(), before + 3, "requests_rejected_total{reason=bad_request}");
+    },
+  );
+
+  await t.step("in a batch, the message names the item", async () => {
+    await expectError(
+      await infer([...tensor, ...huge]),
+      400,
+      /^Input "input" \(item 1\) drives the model to non-finite outputs/,
     );
-    assert.ok(dropped >= 2, `both NaN confidences counted as dropped (${dropped})`);
-    const warnings = logs.filter((r) =>
-      r.level === "warning" && JSON.stringify(r).includes("prediction_confidence")
-    );
-    assert.ok(warnings.length <= 1, "logged once");
   });
 
   await t.step("and the server keeps answering", async () => {
     assert.equal((await infer(tensor)).status, 200);
+  });
+});
+
+Deno.test("a non-finite output for an image the gateway preprocessed is a fault: 500, logged, never a 200", async (t) => {
+  const logs = await captureLogs("info");
+  const config = testConfig();
+  const shared = await sharedClassifier();
+  const app = createApp({
+    config,
+    state: await stateWithRunner(new NonFiniteRunner(shared.info)),
+    ...testTelemetry(config),
+  });
+  const coffee = await fixture("images/coffee.jpg");
+
+  await t.step("v2 BYTES image input: 500 with the protocol's error body", async () => {
+    const res = await post(app, "/v2/models/resnet50-image/infer", {
+      inputs: [{ name: "image", shape: [1], datatype: "BYTES", data: [b64(coffee)] }],
+    });
+    await expectError(res, 500, /^An unexpected error occurred/);
+    assert.ok(
+      logs.some((r) => r.level === "error" && JSON.stringify(r.properties).includes("non-finite outputs")),
+      "the fault is logged",
+    );
+  });
+
+  await t.step("/predict: a 500 problem, for one image and for a batch", async () => {
+    const one = await app.request("/predict", { method: "POST", body: coffee });
+    assert.equal(one.status, 500, await one.clone().text());
+    assert.equal((await one.json()).code, "internal");
+    const batch = await app.request("/predict", {
+      method: "POST",
+      body: multipart([{ bytes: coffee }, { bytes: coffee }]),
+    });
+    assert.equal(batch.status, 500, await batch.clone().text());
+  });
+
+  await t.step("counted as internal", async () => {
+    const text = await (await app.request("/metrics")).text();
+    assert.match(text, /^requests_rejected_total\{reason="internal"\} 3$/m);
   });
 });
 

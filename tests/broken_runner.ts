@@ -22,3 +22,21 @@ export class BrokenRunner implements ModelRunner {
     return Promise.resolve();
   }
 }
+
+/**
+ * A ModelRunner that answers NaN for every input, as a model whose weights
+ * went bad would: the real model cannot be driven there from a photo our own
+ * preprocessing produced, so this is the only way to see what the gateway
+ * does with such an answer.
+ */
+export class NonFiniteRunner implements ModelRunner {
+  constructor(readonly info: ModelInfo) {}
+
+  run(_input: Float32Array, batch: number): Promise<Float32Array> {
+    return Promise.resolve(new Float32Array(batch * this.info.classes).fill(NaN));
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
