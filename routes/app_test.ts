@@ -87,6 +87,68 @@ Deno.test("POST /predict", async (t) => {
     assert.deepEqual(a.top_k, b.top_k);
   });
 
+  await t.step(
+    "classifies what `curl --data-binary @photo` sends without -H: the bytes decide, not the declared form type",
+    async () => {
+      // Header for header what curl 7.88 sends for `curl --data-binary @coffee.jpg URL/predict`
+      // (captured from a real curl on a raw socket): the file unchanged, declared as a urlencoded form.
+      const curl = {
+        "user-agent": "curl/7.88.1",
+        accept: "*/*",
+        "content-type": "application/x-www-form-urlencoded",
+      };
+      const expected = await (await app.request("/predict", {
+        method: "POST",
+        body: coffee,
+        headers: { "content-type": "image/jpeg" },
+      })).json();
+      const res = await app.request("/predict", { method: "POST", body: coffee, headers: curl });
+      assert.equal(res.status, 200, await res.clone().text());
+      const body = await res.json();
+      assert.deepEqual(body.top_k, expected.top_k);
+      assert.equal(body.image.format, "jpeg");
+      for (const [file, format] of [["coffee_alpha.png", "png"], ["coffee.webp", "webp"]]) {
+        const other = await app.request("/predict", {
+          method: "POST",
+          body: await fixture(`images/${file}`),
+          headers: curl,
+        });
+        assert.equal(other.status, 200, file);
+        assert.equal((await other.json()).image.format, format);
+      }
+      // An image in a format we do not read is still judged as an image: 415, not "send a form".
+      const gif = new TextEncoder().encode("GIF89a\x01\x00\x01\x00\x80\x00\x00");
+      await expectProblem(
+        await app.request("/predict", { method: "POST", body: gif, headers: curl }),
+        415,
+        "unsupported_media_type",
+      );
+    },
+  );
+
+  await t.step(
+    "400 for a form that is not an image (curl -d a=b), naming both ways to send one",
+    async () => {
+      const res = await app.request("/predict", {
+        method: "POST",
+        body: "file=coffee.jpg",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+      });
+      const body = await expectProblem(res, 400, "bad_request");
+      assert.ok(String(body.detail).includes("-H 'content-type: image/jpeg'"), String(body.detail));
+      assert.ok(String(body.detail).includes("-F file=@photo.jpg"), String(body.detail));
+      // An empty form is a missing file, as any empty body is.
+      await expectProblem(
+        await app.request("/predict", {
+          method: "POST",
+          headers: { "content-type": "application/x-www-form-urlencoded" },
+        }),
+        400,
+        "missing_file",
+      );
+    },
+  );
+
   await t.step("the prediction matches the classifier run directly", async () => {
     const direct = await (await sharedClassifier()).classify(coffee, 5);
     const body = await (await app.request("/predict", { method: "POST", body: coffee })).json();

@@ -8,6 +8,7 @@ import type { Context } from "@hono/hono";
 import type { Config } from "../config.ts";
 import type { Admission } from "../model/batcher.ts";
 import type { Classification, Classifier } from "../model/classifier.ts";
+import { ImageHeaderError, readImageHeader } from "../image/image_header.ts";
 import type { ModelState } from "../model/state.ts";
 import { SYNTHETIC_WEIGHTS_WARNING } from "../model/runner.ts";
 import type { Metrics } from "../observability/metrics.ts";
@@ -170,16 +171,34 @@ async function uploads(c: Context<AppEnv>, config: Config): Promise<Upload[]> {
   const contentType = c.req.header("content-type") ?? "";
   const essence = parseMediaType(contentType)?.essence;
   if (essence === "multipart/form-data") return formUploads(body, contentType, config);
-  if (essence === "application/x-www-form-urlencoded") {
-    throw new ProblemError("bad_request", "Send the image as multipart/form-data or as a raw image body");
-  }
   if (body.byteLength === 0) {
     throw new ProblemError(
       "missing_file",
       "The request has no body: send an image (multipart field `file` or raw)",
     );
   }
+  // curl --data-binary @photo.jpg without -H declares this type: the bytes, not the label, say what it is.
+  if (essence === "application/x-www-form-urlencoded" && !looksLikeImage(body)) {
+    throw new ProblemError(
+      "bad_request",
+      "The body is a form, not an image: send the image as a raw body (curl --data-binary @photo.jpg " +
+        "-H 'content-type: image/jpeg') or as multipart/form-data (curl -F file=@photo.jpg)",
+    );
+  }
   return [{ bytes: body }];
+}
+
+/**
+ * Whether the magic bytes name an image format: ours (classified as a raw body would be, 422 if broken)
+ * or another (which then gets its 415).
+ */
+function looksLikeImage(bytes: Uint8Array): boolean {
+  try {
+    readImageHeader(bytes);
+  } catch (err) {
+    return !(err instanceof ImageHeaderError) || err.kind === "malformed" || err.detected !== undefined;
+  }
+  return true;
 }
 
 async function classifyOne(
