@@ -83,6 +83,18 @@ const DRAIN_IDLE_GRACE_MS = 1000;
 const LINGER_MS = 2000;
 /** After closing an idle connection: nothing was sent lately, so this only notices a request racing the close. */
 const IDLE_LINGER_MS = 500;
+/**
+ * After a client's FIN with its requests complete, when to ask again whether it still listens: soon (a
+ * loopback or LAN reset arrives in well under this), then backing off to the cap while its answer is due.
+ */
+const PROBE_FIRST_MS = 50;
+const PROBE_MAX_MS = 2000;
+/**
+ * An interim response every HTTP/1.1 client must accept before the final one (RFC 9110 §15.2). Written to a
+ * client that has sent its FIN: one that only half-closed ignores it; one that closed its socket answers it
+ * with a reset, which fails the next write. TCP shows nothing else that tells the two apart.
+ */
+const PROBE = new TextEncoder().encode("HTTP/1.1 100 Continue\r\n\r\n");
 
 /** The gateway's problem type (routes/problem.ts); the guard answers before any route does. */
 const OVER_CAPACITY_BODY = JSON.stringify({
@@ -153,6 +165,11 @@ class Relay {
   /** The response being relayed says `Connection: close`: the connection ends after it. */
   #closeAfterResponse = false;
   #clientEnded = false;
+  /** Bytes from the server are being written to the client: a probe must not land inside them. */
+  #writing = false;
+  /** A probe being written: the server's bytes wait for it. */
+  #probing: Promise<void> | undefined;
+  #probeTimer: ReturnType<typeof setTimeout> | undefined;
   /** What to write to the client from one read of the server's bytes (reused). */
   readonly #out: Uint8Array[] = [];
   #phase: "open" | "closing" | "closed" = "open";
@@ -220,11 +237,41 @@ class Relay {
       return this.#finish();
     }
     this.#clientEnded = true;
-    // As nginx does, a client that closes its side has left: what it waits for is dropped (499).
-    this.#ctx.clients.markGone(this.#upstreamPort);
-    // The client is done sending; the server still answers what it has, then closes.
-    if (this.#phase === "open") await upstream.closeWrite().catch(() => {});
-    else this.#finish();
+    if (this.#phase !== "open") return this.#finish();
+    // Nothing asked and nothing owed: the connection is over.
+    if (!this.#requests.inMessage && !this.#requests.opaque && this.#started === this.#answered) {
+      return this.#beginClose();
+    }
+    // The FIN cuts a request short (or framing is lost): the client has left, and what it waits for is
+    // dropped (499). The server is told the request ends here.
+    if (this.#requests.inMessage || this.#requests.opaque) return this.#departed(upstream);
+    // Its requests are complete. A FIN then is a legal half-close (nc -N, some proxies): it is answered,
+    // and the half-close is not passed on, since the HTTP server would drop what it has not yet answered.
+    // Whether the client closed its socket instead (left) shows only when something is written to it;
+    // an HTTP/1.0 client may not be sent an interim response, so it is answered without asking.
+    if (this.#requests.minorVersion > 0) this.#probe(upstream, PROBE_FIRST_MS, true);
+  }
+
+  /** The client has left: its requests' work is dropped; the server answers what it can, then closes. */
+  #departed(upstream: Deno.TcpConn): void {
+    if (this.#upstreamPort) this.#ctx.clients.markGone(this.#upstreamPort);
+    upstream.closeWrite().catch(() => {});
+  }
+
+  /** Writes an interim response between the server's responses; a failed write means the client has left. */
+  #probe(upstream: Deno.TcpConn, delayMs: number, now = false): void {
+    const next = () => this.#probe(upstream, Math.min(delayMs * 2, PROBE_MAX_MS));
+    if (this.#phase !== "open" || this.#started === this.#answered) return;
+    if (!now) {
+      this.#probeTimer = setTimeout(() => {
+        this.#probeTimer = undefined;
+        if (this.#writing || this.#responses.inMessage || this.#responses.opaque) return next();
+        this.#probe(upstream, delayMs, true);
+      }, delayMs);
+      return;
+    }
+    this.#probing = writeAll(this.client, PROBE).then(next, () => this.#departed(upstream))
+      .finally(() => this.#probing = undefined);
   }
 
   #scanRequests(buf: Uint8Array, n: number): void {
@@ -277,6 +324,8 @@ class Relay {
       while (true) {
         const n = await upstream.read(buf);
         if (n === null) break;
+        this.#writing = true;
+        if (this.#probing) await this.#probing;
         this.#lastActivity = performance.now();
         let verdict = CONTINUE;
         if (this.#responses.opaque) out.push(n === buf.length ? buf : buf.subarray(0, n));
@@ -287,6 +336,7 @@ class Relay {
         out.length = 0;
         let off = 0;
         while (off < bytes.length) off += await client.write(off === 0 ? bytes : bytes.subarray(off));
+        this.#writing = false;
         if (verdict === LAST) break;
       }
     } catch {
@@ -347,9 +397,13 @@ class Relay {
     }
   }
 
-  /** During a drain, the response to the last request relayed ends the connection (unless another is arriving). */
+  /**
+   * During a drain, or once the client has sent its FIN, the response to the last request relayed ends the
+   * connection (unless another is arriving).
+   */
   #endsWithThis(): boolean {
-    return this.#draining && this.#started - this.#answered === 1 && !this.#requests.inHead;
+    return (this.#draining || this.#clientEnded) && this.#started - this.#answered === 1 &&
+      !this.#requests.inHead;
   }
 
   drain(): void {
@@ -366,6 +420,8 @@ class Relay {
   #beginClose(lingerMs = LINGER_MS): void {
     if (this.#phase !== "open") return;
     this.#phase = "closing";
+    clearTimeout(this.#probeTimer);
+    this.#forget();
     closeQuietly(this.#upstream);
     if (this.#clientEnded) return this.#finish();
     this.client.closeWrite().catch(() => this.#finish());
@@ -384,10 +440,19 @@ class Relay {
     if (this.#phase === "closed") return;
     this.#phase = "closed";
     clearTimeout(this.#timer);
-    // Forgotten while the port is still ours: once closed, a new connection may get it.
-    if (this.#upstreamPort) this.#ctx.clients.delete(this.#upstreamPort);
+    clearTimeout(this.#probeTimer);
+    this.#forget();
     closeQuietly(this.client);
     closeQuietly(this.#upstream);
+  }
+
+  /**
+   * Removes the connection's row while its port is still ours: once the connection to the server closes,
+   * another connection (anyone's, on loopback) may get the port, and the server must not take it for ours.
+   */
+  #forget(): void {
+    if (this.#upstreamPort) this.#ctx.clients.delete(this.#upstreamPort);
+    this.#upstreamPort = 0;
   }
 
   /** One timer per connection, re-armed only when a deadline earlier than the armed one appears. */

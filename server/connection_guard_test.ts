@@ -67,6 +67,16 @@ async function readResponses(conn: Deno.Conn, count: number): Promise<string[]> 
   return out;
 }
 
+function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
 const get = (path: string, extra = "") => encoder.encode(`GET ${path} HTTP/1.1\r\nHost: x\r\n${extra}\r\n`);
 
 function guardFor(server: Deno.HttpServer<Deno.NetAddr>, extra: Partial<ConnectionGuardOptions> = {}) {
@@ -286,4 +296,112 @@ Deno.test("a guard that cannot listen says why", async () => {
   } finally {
     taken.close();
   }
+});
+
+Deno.test("a client that half-closes after its request still gets the answer", async (t) => {
+  const clients = new ClientTable();
+  // /slow reports whether the guard said its client had left while it worked.
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (req, info) => {
+      const gone = clients.goneSignal(info.remoteAddr.port);
+      const length = (await req.arrayBuffer()).byteLength;
+      await sleep(300);
+      return new Response(`${length} gone=${gone?.aborted}`);
+    },
+  );
+  const guard = guardFor(server, { clients });
+  const connect = () => Deno.connect({ hostname: "127.0.0.1", port: guard.addr.port });
+  const post = (length: number, more = "") =>
+    concatBytes(
+      encoder.encode(`POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: ${length}\r\n${more}\r\n`),
+      new Uint8Array(length).fill(120),
+    );
+
+  for (const length of [5, 100_000]) {
+    await t.step(`a ${length}-byte body, then shutdown(SHUT_WR), as nc -N sends it`, async () => {
+      const conn = await connect();
+      await conn.write(post(length));
+      await conn.closeWrite();
+      const { text, closed } = await readAll(conn);
+      assert.match(text, /HTTP\/1\.1 200 OK\r\n/, text);
+      assert.match(text, new RegExp(`\r\n\r\n${length} gone=false$`), "answered, and not as a departure");
+      assert.ok(closed, "then the guard closes");
+    });
+  }
+
+  await t.step("two pipelined requests, then a half-close: both are answered in order", async () => {
+    const conn = await connect();
+    await conn.write(concatBytes(post(3), post(4)));
+    await conn.closeWrite();
+    const { text, closed } = await readAll(conn);
+    const answers = [...text.matchAll(/\r\n\r\n(\d+) gone=(true|false)/g)].map((m) => `${m[1]} ${m[2]}`);
+    assert.deepEqual(answers, ["3 false", "4 false"]);
+    assert.ok(closed);
+  });
+
+  await t.step("an HTTP/1.0 request, then a half-close, is answered too", async () => {
+    const conn = await connect();
+    await conn.write(encoder.encode("POST /slow HTTP/1.0\r\nContent-Length: 2\r\n\r\nab"));
+    await conn.closeWrite();
+    const { text } = await readAll(conn);
+    assert.match(text, /\r\n\r\n2 gone=false$/);
+  });
+
+  await guard.drain(1000);
+});
+
+Deno.test("a client that leaves is marked gone; one that half-closes after its request is not", async (t) => {
+  const clients = new ClientTable();
+  const signals: AbortSignal[] = [];
+  await using server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (req, info) => {
+      const gone = clients.goneSignal(info.remoteAddr.port)!;
+      signals.push(gone);
+      await req.arrayBuffer().catch(() => {});
+      await Promise.race([sleep(1500), new Promise((r) => gone.addEventListener("abort", r))]);
+      return new Response(`gone=${gone.aborted}`);
+    },
+  );
+  const guard = guardFor(server, { clients });
+  const connect = () => Deno.connect({ hostname: "127.0.0.1", port: guard.addr.port });
+  const waitFor = async (n: number) => {
+    for (let i = 0; i < 200 && signals.length < n; i++) await sleep(5);
+    assert.equal(signals.length, n, "the request reached the server");
+  };
+  const abortedWithin = async (signal: AbortSignal, ms: number) => {
+    const deadline = performance.now() + ms;
+    while (!signal.aborted && performance.now() < deadline) await sleep(5);
+    return signal.aborted;
+  };
+
+  await t.step("closing the socket after a complete request is a departure", async () => {
+    const conn = await connect();
+    await conn.write(encoder.encode("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"));
+    await waitFor(1);
+    conn.close();
+    assert.ok(await abortedWithin(signals[0], 1000), "noticed while the request is still being worked on");
+  });
+
+  await t.step("a half-close in the middle of a body is a departure", async () => {
+    const conn = await connect();
+    await conn.write(encoder.encode("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc"));
+    await waitFor(2);
+    await conn.closeWrite();
+    assert.ok(await abortedWithin(signals[1], 1000));
+    conn.close();
+  });
+
+  await t.step("a half-close after a complete request is not", async () => {
+    const conn = await connect();
+    await conn.write(encoder.encode("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"));
+    await waitFor(3);
+    await conn.closeWrite();
+    assert.equal(await abortedWithin(signals[2], 1000), false);
+    const { text } = await readAll(conn);
+    assert.match(text, /\r\n\r\ngone=false$/);
+  });
+
+  await guard.drain(1000);
 });
