@@ -35,7 +35,10 @@ export interface ServerDeps {
 export interface RunningServer {
   /** The public address (the guard's). */
   readonly addr: Deno.NetAddr;
-  /** The HTTP server's own loopback address, behind the guard (the benchmark compares the two). */
+  /**
+   * The HTTP server's own loopback address, behind the guard. It answers only connections the guard
+   * opened; any other gets 403 `forbidden` (docs/security.md).
+   */
   readonly internalAddr: Deno.NetAddr;
   /**
    * Takes the instance out of service (/ready 503), keeps serving for
@@ -48,10 +51,35 @@ export interface RunningServer {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** Where the guard's connections to the HTTP server come from (it connects to the loopback listener). */
+const GUARD_SOURCE = "127.0.0.1";
+
+/**
+ * The answer to a request on a connection the guard did not open: a local process that found the
+ * loopback port. Serving it would skip the connection limit, the timeouts and departure tracking.
+ */
+function unguardedResponse(publicPort: number): Response {
+  const body = {
+    type: "urn:inference-gateway:problem:forbidden",
+    title: "Not through the public port",
+    status: 403,
+    detail: `This is the gateway's internal listener; send requests to the public port (${publicPort})`,
+    code: "forbidden",
+  };
+  return new Response(JSON.stringify(body), {
+    status: 403,
+    headers: { "content-type": "application/problem+json", connection: "close" },
+  });
+}
+
 /** Starts serving; resolves once the public port listens, rejects if it cannot (port taken, bad host). */
 export async function startServer({ config, app, state, telemetry }: ServerDeps): Promise<RunningServer> {
   const log = logger("lifecycle");
   const trusted = new TrustedProxies(config.TRUSTED_PROXIES);
+  // Logged once: a local process probing the port must not flood the log.
+  let unguardedLogged = false;
+  // Set once the guard listens; before that no connection can be the guard's.
+  let guarded: ConnectionGuard | undefined = undefined;
   // The HTTP server listens on loopback only; the public port is the connection guard, in
   // its own thread, which adds the header/idle timeouts, connection cap and lossless drain
   // Deno.serve lacks.
@@ -60,11 +88,23 @@ export async function startServer({ config, app, state, telemetry }: ServerDeps)
     (request, info): Response | Promise<Response> => {
       // Read now: Deno.serve's remoteAddr is gone once the handler has awaited.
       const upstream = info.remoteAddr;
-      const peer = guard.clientOf(upstream.port) ?? upstream;
+      // The guard records each of its connections before relaying a byte, and forgets it before the
+      // port is free again; the address check stops a socket bound to another loopback address
+      // (127.0.0.2) on a port the guard holds. Only one socket can be 127.0.0.1:port to this listener.
+      const peer = upstream.hostname === GUARD_SOURCE ? guarded?.clientOf(upstream.port) : undefined;
+      if (!peer) {
+        if (!unguardedLogged) {
+          unguardedLogged = true;
+          log.warn("Refused a request on the internal listener from {peer}, not through the guard", {
+            peer: `${upstream.hostname}:${upstream.port}`,
+          });
+        }
+        return unguardedResponse(config.PORT || guarded?.addr.port || 0);
+      }
       return app.fetch(request, {
         remoteAddr: peer,
         client: clientAddress(peer, request.headers, trusted),
-        clientGone: guard.clientGone(upstream.port),
+        clientGone: guarded?.clientGone(upstream.port),
       });
     },
   );
@@ -93,6 +133,8 @@ export async function startServer({ config, app, state, telemetry }: ServerDeps)
     await server.shutdown();
     throw err;
   });
+
+  guarded = guard;
 
   let stopping: Promise<void> | undefined;
   async function stop(signal: string): Promise<void> {

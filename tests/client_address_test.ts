@@ -106,3 +106,51 @@ Deno.test("the access log and the server span carry the client's address", async
     await receiver.close();
   }
 });
+
+/** Sends raw `request` over a socket bound to `localAddress`; resolves with all the server sent until it closed. */
+function rawFrom(localAddress: string, port: number, request: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: "127.0.0.1", port, localAddress }, () => socket.write(request));
+    let text = "";
+    const timer = setTimeout(() => socket.destroy(), 10_000);
+    socket.on("data", (d) => text += d.toString());
+    socket.on("error", reject);
+    socket.on("close", () => {
+      clearTimeout(timer);
+      resolve(text);
+    });
+  });
+}
+
+Deno.test("a local process cannot bypass the guard through the internal listener", async (t) => {
+  const server = await startTask({ MODEL_SOURCE: "synthetic" });
+  try {
+    await waitReady(server.port, 120_000);
+    const internalPort = server.lines.find((l) => typeof l.internal_port === "number")?.internal_port;
+    assert.equal(typeof internalPort, "number", "the listening line names the internal port");
+    const request = "GET /info HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+
+    for (const from of ["127.0.0.1", "127.0.0.2"]) {
+      await t.step(
+        `a request from ${from} straight to the internal port is refused with a problem`,
+        async () => {
+          const text = await rawFrom(from, internalPort as number, request);
+          assert.match(text, /^HTTP\/1\.1 403 /, text.slice(0, 200));
+          assert.match(text, /content-type: application\/problem\+json/i);
+          const body = JSON.parse(text.slice(text.indexOf("\r\n\r\n") + 4));
+          assert.equal(body.code, "forbidden");
+          assert.equal(body.type, "urn:inference-gateway:problem:forbidden");
+          assert.match(body.detail, new RegExp(`public port \\(${server.port}\\)`));
+        },
+      );
+    }
+
+    await t.step("the public port still serves", async () => {
+      const text = await rawFrom("127.0.0.2", server.port, request);
+      assert.match(text, /^HTTP\/1\.1 200 /, text.slice(0, 200));
+    });
+  } finally {
+    server.child.kill("SIGTERM");
+    await server.status;
+  }
+});
