@@ -12,6 +12,7 @@ export const PROBLEMS = {
   missing_file: { status: 400, title: "No image in the request", reason: "missing_file" },
   too_many_images: { status: 400, title: "Too many images in one request", reason: "too_many_images" },
   invalid_parameter: { status: 400, title: "Invalid query parameter", reason: "invalid_parameter" },
+  forbidden: { status: 403, title: "Not through the public port", reason: "forbidden" },
   not_found: { status: 404, title: "Not found", reason: "not_found" },
   method_not_allowed: { status: 405, title: "Method not allowed", reason: "method_not_allowed" },
   body_timeout: { status: 408, title: "Request body not received in time", reason: "body_timeout" },

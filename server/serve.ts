@@ -10,6 +10,7 @@ import type { Telemetry } from "../observability/telemetry.ts";
 import { type ClientAddress, clientAddress, TrustedProxies } from "./client_address.ts";
 import type { ConnectionGuard, RefusalReason } from "./connection_guard.ts";
 import { guardConnectionsInWorker } from "./guard_thread.ts";
+import { problemResponse } from "../routes/problem.ts";
 
 /** What the app is told about a request's connection. */
 export interface ConnectionInfo {
@@ -59,17 +60,11 @@ const GUARD_SOURCE = "127.0.0.1";
  * loopback port. Serving it would skip the connection limit, the timeouts and departure tracking.
  */
 function unguardedResponse(publicPort: number): Response {
-  const body = {
-    type: "urn:inference-gateway:problem:forbidden",
-    title: "Not through the public port",
-    status: 403,
-    detail: `This is the gateway's internal listener; send requests to the public port (${publicPort})`,
-    code: "forbidden",
-  };
-  return new Response(JSON.stringify(body), {
-    status: 403,
-    headers: { "content-type": "application/problem+json", connection: "close" },
-  });
+  return problemResponse(
+    "forbidden",
+    `This is the gateway's internal listener; send requests to the public port (${publicPort})`,
+    { headers: { connection: "close" } },
+  );
 }
 
 /** Starts serving; resolves once the public port listens, rejects if it cannot (port taken, bad host). */
