@@ -211,9 +211,10 @@ export const CONFIG_VARIABLES = Object.keys(configSchema.shape) as Array<keyof C
 /**
  * Environment variables read by something other than the schema, and who reads
  * each. With the schema's they are the `env` list of the `gateway` permission
- * set in deno.json, which every task that loads this file runs under
- * (tests/permissions_test.ts checks the three agree). A new variable goes into
- * the schema or here, and into that list.
+ * set in deno.json, which the service's tasks run under (the `test` set adds
+ * the variables only tests and the benchmark read; tests/permissions_test.ts
+ * checks the lists agree). A new variable goes into the schema or here, and
+ * into those lists.
  */
 export const EXTRA_VARIABLES: Readonly<Record<string, string>> = {
   "OTEL_*": "the OpenTelemetry SDK, which reads its whole namespace",
@@ -223,15 +224,6 @@ export const EXTRA_VARIABLES: Readonly<Record<string, string>> = {
   npm_package_config_libvips: "sharp, to choose its libvips",
   PKG_CONFIG_PATH: "sharp, to find a system libvips",
   ORT_DISABLE_TELEMETRY: "model/ort_runner.ts, which sets it before onnxruntime starts",
-  BENCH_SECONDS: "bench/bench.ts: the length of each load phase",
-  FUZZ_CASES: "tests/fuzz_test.ts: the number of cases",
-  FUZZ_SEED: "tests/fuzz_test.ts: the seed to replay",
-  LOG_TOKENS: "yaml (tests only), a debugging switch",
-  LOG_STREAM: "yaml (tests only), a debugging switch",
-  WS_NO_BUFFER_UTIL:
-    "ws (tests only: puppeteer-core's WebSocket to Chromium), to skip an optional native add-on",
-  WS_NO_UTF_8_VALIDATE:
-    "ws (tests only: puppeteer-core's WebSocket to Chromium), to skip an optional native add-on",
 };
 
 export class ConfigError extends Error {

@@ -85,9 +85,26 @@ Deno.test("the start task's permissions are the least the service needs", async 
   });
 });
 
+/**
+ * Variables only the tests and the benchmark read, and who reads each. They are
+ * granted by the `test` set (the test and bench tasks), never by the sets the
+ * service runs under.
+ */
+const TEST_VARIABLES: Readonly<Record<string, string>> = {
+  BENCH_SECONDS: "bench/bench.ts: the length of each load phase",
+  FUZZ_CASES: "tests/fuzz_test.ts: the number of cases",
+  FUZZ_SEED: "tests/fuzz_test.ts: the seed to replay",
+  LOG_TOKENS: "yaml (Kubernetes and rule checks), a debugging switch",
+  LOG_STREAM: "yaml (Kubernetes and rule checks), a debugging switch",
+  WS_NO_BUFFER_UTIL: "ws (puppeteer-core's WebSocket to Chromium), to skip an optional native add-on",
+  WS_NO_UTF_8_VALIDATE: "ws (puppeteer-core's WebSocket to Chromium), to skip an optional native add-on",
+};
+
 Deno.test("every task's environment grant agrees with config.ts", async (t) => {
   const gatewayEnv = config.permissions?.gateway?.env;
   assert.ok(Array.isArray(gatewayEnv), "the gateway set names the variables it allows");
+  const testEnv = config.permissions?.test?.env;
+  assert.ok(Array.isArray(testEnv), "the test set names the variables it allows");
 
   await t.step("the gateway set's env list is the schema's variables plus the documented extras", () => {
     const extras = Object.keys(EXTRA_VARIABLES);
@@ -100,6 +117,20 @@ Deno.test("every task's environment grant agrees with config.ts", async (t) => {
     for (const name of CONFIG_VARIABLES) assert.ok(envAllows(gatewayEnv, name), name);
   });
 
+  await t.step("no set the service runs under grants a test-only variable", () => {
+    for (const [set, grants] of Object.entries(config.permissions ?? {})) {
+      if (set === "test") continue;
+      for (const name of Object.keys(TEST_VARIABLES)) {
+        assert.ok(!envAllows(Array.isArray(grants.env) ? grants.env : [], name), `${set} grants ${name}`);
+      }
+    }
+  });
+
+  await t.step("the test set's env list is the gateway's plus the test-only variables", () => {
+    assert.deepEqual([...testEnv].sort(), [...gatewayEnv, ...Object.keys(TEST_VARIABLES)].sort());
+  });
+
+  const SETS: Record<string, string[]> = { gateway: gatewayEnv, test: testEnv };
   for (const [name, task] of Object.entries(config.tasks)) {
     const words = task.command.split(/\s+/);
     if (words[0] !== "deno" || !["run", "test"].includes(words[1])) continue;
@@ -107,9 +138,13 @@ Deno.test("every task's environment grant agrees with config.ts", async (t) => {
       const grant = taskGrant(config, name);
       assert.notEqual(grant.grants.env, true, "no blanket --allow-env");
       assert.ok(!grant.flags.some((f) => f === "-A" || f.startsWith("--allow-all")), "no -A");
-      if (grant.subcommand === "test" || await loadsConfig(grant.entry[0])) {
+      if (grant.subcommand === "test" || grant.entry[0] === "bench/bench.ts") {
+        assert.equal(grant.set, "test", "tests and the benchmark run under the test set");
+      } else if (await loadsConfig(grant.entry[0])) {
         assert.equal(grant.set, "gateway", "runs under the gateway set");
-        assert.deepEqual(grant.grants.env, gatewayEnv, "and does not replace its env list");
+      }
+      if (grant.set !== undefined && grant.set in SETS) {
+        assert.deepEqual(grant.grants.env, SETS[grant.set], "and does not replace its env list");
       }
     });
   }
