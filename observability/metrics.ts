@@ -203,8 +203,17 @@ export function createMetrics(registry: Registry, telemetry: () => TelemetryStat
     }),
     modelInfo: new Gauge({
       name: "model_info",
-      help: "The model being served; always 1.",
-      labelNames: ["name", "version", "weights", "precision", "sha256", "runtime_version"] as const,
+      help:
+        "The model being served and the runtime serving it (onnxruntime-node or onnxruntime-web); always 1.",
+      labelNames: [
+        "name",
+        "version",
+        "weights",
+        "precision",
+        "sha256",
+        "runtime_version",
+        "runtime",
+      ] as const,
       registers: r,
     }),
     int8Agreement: new Gauge({

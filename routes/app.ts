@@ -121,6 +121,7 @@ function refreshModelMetrics({ state, telemetry: { metrics } }: AppDeps): void {
       precision: info.precision,
       sha256: info.sha256,
       runtime_version: info.runtimeVersion,
+      runtime: info.runtime,
     }, 1);
     const q = info.quantization;
     if (q) {

@@ -167,6 +167,8 @@ Deno.test("deno task start:edge serves the model built in memory, and writes not
       assert.match(text, /^http_requests_total\{method="POST",route="\/predict",status="200"\} 1$/m);
       assert.match(text, /^inference_stage_duration_seconds_count\{stage="inference"\} 2$/m);
       assert.match(text, /^model_ready 1$/m);
+      // Both runtimes report the same runtime_version; the runtime label tells them apart.
+      assert.match(text, /^model_info\{[^}]*runtime_version="[^"]+",runtime="onnxruntime-web"\} 1$/m);
     });
 
     await t.step("nothing was written: the model directory was never created", async () => {
