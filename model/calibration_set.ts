@@ -17,6 +17,12 @@ import { readImageHeader } from "../image/image_header.ts";
 import { JPEG_MIN_DECODE_SHORT_SIDE } from "../image/prepare.ts";
 import { CROP_SIZE, preprocess } from "../image/preprocess.ts";
 
+/**
+ * Below this many held-out photos the gate's agreement moves in steps of 5% or
+ * more per photo (its ten views are not independent samples), so it is logged
+ * as a small sample.
+ */
+export const MIN_HELD_OUT_PHOTOS = 20;
 /** Fewer photos are read, so a huge directory cannot make startup unbounded. */
 export const MAX_CALIBRATION_PHOTOS = 64;
 /** Side of the corner crops, as a share of the photo's sides. */
@@ -35,8 +41,10 @@ export interface CalibrationSet {
   photos: CalibrationPhoto[];
   /** Preprocessed views (3x224x224) of the calibration photos. */
   calibration: Float32Array[];
-  /** Preprocessed views of the held-out photos, for the quality gate. */
+  /** Preprocessed views of the held-out photos (ten per photo), for the quality gate. */
   heldOut: Float32Array[];
+  /** How many photos those views come from: the gate's real sample size. */
+  heldOutPhotos: number;
   /** sha256 over the file names, their contents, the split and the views: part of the int8 cache key. */
   fingerprint: string;
 }
@@ -143,5 +151,6 @@ export async function loadCalibrationSet(dir: string): Promise<CalibrationSet> {
     if (photo.heldOut) heldOut.push(...all);
     else calibration.push(all[0], all[1]);
   }
-  return { dir, photos, calibration, heldOut, fingerprint: hash.digest("hex") };
+  const heldOutPhotos = photos.filter((p) => p.heldOut).length;
+  return { dir, photos, calibration, heldOut, heldOutPhotos, fingerprint: hash.digest("hex") };
 }

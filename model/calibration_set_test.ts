@@ -19,6 +19,7 @@ Deno.test("calibration set", async (t) => {
     assert.deepEqual(held, ["camera", "coffee", "ihc", "retina"]);
     assert.equal(set.calibration.length, 2 * 9);
     assert.equal(set.heldOut.length, 10 * 4);
+    assert.equal(set.heldOutPhotos, 4);
     assert.ok(set.heldOut.every((v) => v.length === TENSOR_SIZE && v.every(Number.isFinite)));
     assert.match(set.fingerprint, /^[0-9a-f]{64}$/);
   });

@@ -59,6 +59,7 @@ Deno.test("MODEL_PRECISION", async (t) => {
     assert.equal(q.accepted, true);
     assert.equal(q.origin, "quantized-at-startup");
     assert.equal(q.heldOutImages, 40);
+    assert.equal(q.heldOutPhotos, 4, "the 40 views come from 4 photos");
     assert.ok(q.top1Agreement! >= 0.9, `agreement ${q.top1Agreement}`);
     assert.ok(q.meanAbsTop1ConfidenceDelta! < 0.01);
     assert.match(q.note!, /describe the quantizer .*not ImageNet accuracy/);
@@ -66,6 +67,12 @@ Deno.test("MODEL_PRECISION", async (t) => {
     const gate = logs.find((l) => String(l.rawMessage).startsWith("int8 quality gate passed"));
     assert.ok(gate, "the startup log carries the gate's figures");
     assert.equal(gate.properties.top1_agreement, +q.top1Agreement!.toFixed(4));
+    assert.equal(gate.properties.held_out_photos, 4);
+    const small = logs.find((l) =>
+      l.level === "warning" && String(l.rawMessage).includes("only {held_out_photos}")
+    );
+    assert.ok(small, "four held-out photos are called a small sample");
+    assert.equal(small.properties.held_out_photos, 4);
     assert.equal(integerConvs(await optimizedOpCounts(served.path, { tmpDir: TMP })), 53);
     int8Path = served.path;
   });

@@ -38,6 +38,7 @@ function quantizationView(q: QuantizationReport): Record<string, unknown> {
     calibration_dir: q.calibrationDir,
     ...(q.calibrationImages !== undefined ? { calibration_images: q.calibrationImages } : {}),
     ...(q.heldOutImages !== undefined ? { held_out_images: q.heldOutImages } : {}),
+    ...(q.heldOutPhotos !== undefined ? { held_out_photos: q.heldOutPhotos } : {}),
     ...(q.top1Agreement !== undefined ? { top1_agreement: q.top1Agreement } : {}),
     ...(q.meanAbsTop1ConfidenceDelta !== undefined
       ? { mean_abs_top1_confidence_delta: q.meanAbsTop1ConfidenceDelta }
