@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { logger } from "../observability/logger.ts";
 import { buildSyntheticResNet50 } from "./synthetic_resnet50.ts";
-import { DownloadError } from "./zoo.ts";
+import { DownloadError, openDownload } from "./zoo.ts";
 
 /** A body past this is refused while it streams: no ResNet-50 export comes near it. */
 export const MAX_MODEL_BYTES = 1024 * 1024 * 1024;
@@ -37,28 +37,10 @@ export function sha256Hex(bytes: Uint8Array): string {
 
 /** Fetches a model into memory; resolves only if its SHA-256 matches, else throws {@link DownloadError}. */
 export async function fetchModelBytes(options: FetchModelOptions): Promise<ModelBytes> {
-  const { url, sha256, connectTimeoutMs = 15_000, timeoutMs = 10 * 60_000 } = options;
+  const { url, sha256 } = options;
   const maxBytes = options.expectedBytes ?? options.maxBytes ?? MAX_MODEL_BYTES;
   const log = logger("model");
-  const connect = new AbortController();
-  const connectTimer = setTimeout(() => connect.abort(new Error("no answer in time")), connectTimeoutMs);
-  let response: Response;
-  try {
-    response = await (options.fetch ?? fetch)(url, {
-      signal: AbortSignal.any([connect.signal, AbortSignal.timeout(timeoutMs)]),
-      redirect: "follow",
-    });
-  } catch (err) {
-    throw new DownloadError(`Cannot reach ${url}: ${err instanceof Error ? err.message : err}`, {
-      cause: err,
-    });
-  } finally {
-    clearTimeout(connectTimer);
-  }
-  if (!response.ok || !response.body) {
-    await response.body?.cancel();
-    throw new DownloadError(`Download of ${url} failed with HTTP ${response.status}`);
-  }
+  const response = await openDownload(url, options);
   const declared = Number(response.headers.get("content-length") ?? NaN);
   if (Number.isFinite(declared) && declared > maxBytes) {
     await response.body.cancel();

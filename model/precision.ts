@@ -16,13 +16,13 @@ import { env as ortEnv } from "onnxruntime-common";
 import type { Config } from "../config.ts";
 import { logger } from "../observability/logger.ts";
 import type { CalibrationMethod } from "./calibrate.ts";
-import { type CalibrationSet, loadCalibrationSet } from "./calibration_set.ts";
+import { type CalibrationSet, loadCalibrationSet, MIN_HELD_OUT_PHOTOS } from "./calibration_set.ts";
 import type { Int8Reply, Int8Request } from "./int8_worker.ts";
 import { decodeModel, isQuantized } from "./onnx_graph.ts";
 import type { Agreement } from "./quality_gate.ts";
 import type { Precision } from "./runner.ts";
 import { readModelFile } from "./model_bytes.ts";
-import { ModelLoadError, type ResolvedModel, resolveZooInt8 } from "./source.ts";
+import { fileExists, ModelLoadError, type ResolvedModel, resolveZooInt8 } from "./source.ts";
 import { sha256File } from "./zoo.ts";
 
 /** Bumped whenever the quantizer's output changes, so cached int8 files are rebuilt. */
@@ -40,8 +40,10 @@ export interface QuantizationReport {
   method?: CalibrationMethod;
   calibrationDir: string;
   calibrationImages?: number;
-  /** Held-out views the gate measured on. */
+  /** Held-out views the gate measured on (ten per photo). */
   heldOutImages?: number;
+  /** The distinct held-out photos those views come from: the sample size that matters. */
+  heldOutPhotos?: number;
   /** The gate's figures; absent when there is no fp32 model to compare with (pre-quantized file). */
   top1Agreement?: number;
   meanAbsTop1ConfidenceDelta?: number;
@@ -95,15 +97,6 @@ function buffers(tensors: readonly Float32Array[]): ArrayBuffer[] {
   return tensors.map((t) => t.slice().buffer);
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isFile;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
-  }
-}
-
 function hash(...parts: string[]): string {
   return createHash("sha256").update(parts.join("\n")).digest("hex");
 }
@@ -129,7 +122,7 @@ async function quantizeCached(
   const method = config.CALIBRATION_METHOD;
   const path = int8CachePath(config, source, set, method);
   const log = logger("model");
-  if (await exists(path)) {
+  if (await fileExists(path)) {
     log.info("Using cached int8 model {path}", { path, method });
     return { path, sha256: await sha256File(path) };
   }
@@ -256,6 +249,7 @@ export async function choosePrecision(
       : {}),
     calibrationDir: set.dir,
     heldOutImages: figures.images,
+    heldOutPhotos: set.heldOutPhotos,
     top1Agreement: figures.top1Agreement,
     meanAbsTop1ConfidenceDelta: figures.meanAbsTop1ConfidenceDelta,
     minAgreement,
@@ -264,10 +258,25 @@ export async function choosePrecision(
     int8Sha256: int8.sha256,
     ...(note ? { note } : {}),
   };
+  if (set.heldOutPhotos < MIN_HELD_OUT_PHOTOS) {
+    log.warn(
+      "The int8 quality gate measured on only {held_out_photos} held-out photos ({held_out_images} views); " +
+        "its agreement is a rough figure. {min_photos} held out need about {min_dir_photos} photos of distinct " +
+        "scenes like the traffic in CALIBRATION_DIR (every third scene is held out).",
+      {
+        held_out_photos: set.heldOutPhotos,
+        held_out_images: figures.images,
+        min_photos: MIN_HELD_OUT_PHOTOS,
+        min_dir_photos: 3 * MIN_HELD_OUT_PHOTOS,
+        calibration_dir: set.dir,
+      },
+    );
+  }
   const fields = {
     top1_agreement: +figures.top1Agreement.toFixed(4),
     mean_abs_top1_confidence_delta: +figures.meanAbsTop1ConfidenceDelta.toFixed(5),
     held_out_images: figures.images,
+    held_out_photos: set.heldOutPhotos,
     min_agreement: minAgreement,
     origin,
     ...(note ? { note } : {}),
@@ -276,7 +285,7 @@ export async function choosePrecision(
     report.reason = `held-out top-1 agreement ${figures.top1Agreement.toFixed(3)} is below ` +
       `INT8_MIN_AGREEMENT ${minAgreement}`;
     log.warn(
-      "INT8 REFUSED: {reason} (fp32 and int8 disagree on {disagree} of {images} held-out images); " +
+      "INT8 REFUSED: {reason} (fp32 and int8 disagree on {disagree} of {images} views of {held_out_photos} held-out photos); " +
         "serving fp32. Calibrate on photos like the traffic (CALIBRATION_DIR) or lower INT8_MIN_AGREEMENT.",
       {
         ...fields,
@@ -289,7 +298,7 @@ export async function choosePrecision(
   }
   log.info(
     "int8 quality gate passed: top-1 agreement with fp32 {top1_agreement}, mean |delta top-1 confidence| " +
-      "{mean_abs_top1_confidence_delta} on {held_out_images} held-out images",
+      "{mean_abs_top1_confidence_delta} on {held_out_images} views of {held_out_photos} held-out photos",
     fields,
   );
   return { path: int8.path, sha256: int8.sha256, precision: "int8", quantization: report };

@@ -5,7 +5,7 @@
  * worker_runner.ts for either in a Worker) and is imported only when chosen,
  * so the WASM profile never loads a native library.
  */
-import type { InferenceSession } from "onnxruntime-common";
+import type { InferenceSession, Tensor } from "onnxruntime-common";
 import { CROP_SIZE, TENSOR_SIZE } from "../image/preprocess.ts";
 import { isProbabilityRow } from "./postprocess.ts";
 
@@ -162,6 +162,59 @@ export function describeSession(
     outputsProbabilities: false,
     ...runtime,
   };
+}
+
+/** Makes the float32 input tensor of one run, with the runtime's own Tensor class. */
+export type TensorFactory = (data: Float32Array, dims: readonly number[]) => Tensor;
+
+/**
+ * A runner over one onnxruntime session, onnxruntime-node's or -web's (they
+ * share onnxruntime-common's API); each backend adds only how it creates the
+ * session. A run feeds `batch` images of `input` as one NCHW float32 tensor and
+ * checks the output is `batch` x classes. The input tensor is disposed
+ * whatever happens, and the outputs too when they are refused; the returned
+ * scores stay the caller's.
+ */
+export class SessionRunner implements LocalRunner {
+  readonly info: ModelInfo;
+  readonly #session: Pick<InferenceSession, "run" | "release">;
+  readonly #tensor: TensorFactory;
+
+  protected constructor(
+    session: Pick<InferenceSession, "run" | "release">,
+    tensor: TensorFactory,
+    info: ModelInfo,
+  ) {
+    this.#session = session;
+    this.#tensor = tensor;
+    this.info = info;
+  }
+
+  async run(input: Float32Array, batch: number): Promise<Float32Array> {
+    if (input.length < batch * TENSOR_SIZE) throw new RangeError("Input is shorter than the batch it claims");
+    const tensor = this.#tensor(input.subarray(0, batch * TENSOR_SIZE), [batch, 3, CROP_SIZE, CROP_SIZE]);
+    const { inputName, outputName, classes } = this.info;
+    let results: InferenceSession.OnnxValueMapType;
+    try {
+      results = await this.#session.run({ [inputName]: tensor }, [outputName]);
+    } finally {
+      tensor.dispose();
+    }
+    const output = results[outputName];
+    if (!output || !(output.data instanceof Float32Array) || output.data.length !== batch * classes) {
+      for (const value of Object.values(results)) value.dispose();
+      throw new ModelShapeError(`Model output has an unexpected size for batch ${batch}`);
+    }
+    return output.data;
+  }
+
+  warmup(iterations = 2): Promise<number> {
+    return warmUp(this, iterations);
+  }
+
+  async close(): Promise<void> {
+    await this.#session.release();
+  }
 }
 
 /**

@@ -91,8 +91,11 @@ export function syntheticPath(config: ModelConfig): string {
   return `${config.MODEL_DIR}/resnet50-synthetic-seed${config.SYNTHETIC_SEED}.onnx`;
 }
 
-/** `mayBeUnreadable`: a cache the process may not read (an edge runtime's) counts as empty. */
-async function exists(path: string, mayBeUnreadable = false): Promise<boolean> {
+/**
+ * Whether `path` is a file. `mayBeUnreadable`: a cache the process may not
+ * read (an edge runtime's) counts as empty.
+ */
+export async function fileExists(path: string, mayBeUnreadable = false): Promise<boolean> {
   try {
     return (await Deno.stat(path)).isFile;
   } catch (err) {
@@ -142,8 +145,22 @@ function syntheticInMemory(config: ModelConfig): ResolvedModel {
 }
 
 async function fromFile(path: string): Promise<ResolvedModel> {
-  if (!(await exists(path))) throw new ModelLoadError(`MODEL_PATH ${path} does not exist or is not a file`);
-  return { path, source: "file", weights: await weightsOf(path), sha256: await sha256File(path) };
+  try {
+    if (!(await fileExists(path))) {
+      throw new ModelLoadError(`MODEL_PATH ${path} does not exist or is not a file`);
+    }
+    return { path, source: "file", weights: await weightsOf(path), sha256: await sha256File(path) };
+  } catch (err) {
+    // Deno's own message names the path and the flag, not the variable that chose it.
+    if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied) {
+      throw new ModelLoadError(
+        `MODEL_PATH ${path} may not be read: the gateway may read only the paths of its permission set ` +
+          `(deno.json "permissions"; ./models by default), so put the model there (${err.message})`,
+        { cause: err },
+      );
+    }
+    throw err;
+  }
 }
 
 /** A cached zoo file is used only if its checksum still matches. */
@@ -154,7 +171,7 @@ async function cachedZoo(
 ): Promise<ResolvedModel | undefined> {
   const file = zooFile(config, precision);
   const path = pathOf(config, file);
-  if (!(await exists(path, mayBeUnreadable))) return undefined;
+  if (!(await fileExists(path, mayBeUnreadable))) return undefined;
   const sha256 = await sha256File(path);
   if (sha256 !== file.sha256) {
     logger("model").warn("Cached zoo {what} {path} has sha256 {sha256}, expected {expected}; ignoring it", {
@@ -201,7 +218,7 @@ export async function resolveZooInt8(config: ModelConfig, fetchImpl?: typeof fet
 /** Builds (or reuses) the synthetic model; written via a temporary file so a crash leaves no half file. */
 export async function ensureSynthetic(config: ModelConfig): Promise<ResolvedModel> {
   const path = syntheticPath(config);
-  if (!(await exists(path))) {
+  if (!(await fileExists(path))) {
     await Deno.mkdir(config.MODEL_DIR, { recursive: true });
     const t0 = performance.now();
     const { bytes, stats } = buildSyntheticResNet50(config.SYNTHETIC_SEED);
@@ -234,7 +251,7 @@ export async function resolveModel(
     if (disk) return await ensureSynthetic(config);
     // One shipped with the code (`deno task model:synth` before deploying) is read, not rebuilt.
     const path = syntheticPath(config);
-    if (await exists(path, true)) {
+    if (await fileExists(path, true)) {
       return { path, source: "synthetic", weights: "synthetic", sha256: await sha256File(path) };
     }
     return syntheticInMemory(config);

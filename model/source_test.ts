@@ -111,6 +111,15 @@ Deno.test("model sources", async (t) => {
     );
   });
 
+  await t.step("file: a path outside the read grant names MODEL_PATH", async () => {
+    // The test task, like the gateway, may not read /etc.
+    assert.notEqual((await Deno.permissions.query({ name: "read", path: "/etc/hostname" })).state, "granted");
+    await assert.rejects(
+      resolveModel(testConfig({ MODEL_SOURCE: "file", MODEL_PATH: "/etc/hostname" })),
+      /^ModelLoadError: MODEL_PATH \/etc\/hostname may not be read: .*permission set/,
+    );
+  });
+
   await t.step("zoo: downloads once, then uses the verified cache", async () => {
     await using zoo = serveFile(bytes);
     const config = testConfig({

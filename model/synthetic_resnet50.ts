@@ -12,6 +12,7 @@
  */
 import type { onnx } from "onnx-proto";
 import * as onnxModule from "onnx-proto";
+import { mulberry32 } from "./prng.ts";
 
 // onnx-proto is CommonJS that assigns module.exports late, so Deno exposes it
 // only as the default export.
@@ -55,18 +56,6 @@ export interface SyntheticModelStats {
 export interface SyntheticModel {
   bytes: Uint8Array;
   stats: SyntheticModelStats;
-}
-
-/** Small, fast, seedable PRNG (mulberry32): same seed, same weights, on every platform. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Standard normal samples from a uniform source (Box-Muller, both outputs used). */

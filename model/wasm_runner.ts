@@ -9,16 +9,10 @@
  * path read here.
  */
 import * as ort from "onnxruntime-web";
-import { CROP_SIZE, TENSOR_SIZE } from "../image/preprocess.ts";
 import { readModelFile } from "./model_bytes.ts";
-import {
-  describeSession,
-  type LocalRunner,
-  type ModelInfo,
-  ModelShapeError,
-  type RunnerOptions,
-  warmUp,
-} from "./runner.ts";
+import { describeSession, ModelShapeError, type RunnerOptions, SessionRunner } from "./runner.ts";
+
+const tensor = (data: Float32Array, dims: readonly number[]) => new ort.Tensor("float32", data, dims);
 
 /**
  * WebAssembly threads wanted for `requested` (INTRA_OP_THREADS). 0 means
@@ -69,15 +63,7 @@ function configure(threads: number): void {
   ort.env.logLevel = "error";
 }
 
-export class WasmRunner implements LocalRunner {
-  readonly info: ModelInfo;
-  readonly #session: ort.InferenceSession;
-
-  private constructor(session: ort.InferenceSession, info: ModelInfo) {
-    this.#session = session;
-    this.info = info;
-  }
-
+export class WasmRunner extends SessionRunner {
   /** Loads the model, checks it is an image classifier. */
   static async create(options: RunnerOptions): Promise<WasmRunner> {
     configure(wasmThreads(options.intraOpThreads));
@@ -102,36 +88,14 @@ export class WasmRunner implements LocalRunner {
       // What the module was instantiated with (1 if this runtime cannot run WebAssembly threads).
       intraOpThreads: ort.env.wasm.numThreads ?? 1,
     });
-    return new WasmRunner(session, info);
+    return new WasmRunner(session, tensor, info);
   }
 
-  async run(input: Float32Array, batch: number): Promise<Float32Array> {
-    if (input.length < batch * TENSOR_SIZE) throw new RangeError("Input is shorter than the batch it claims");
+  override async run(input: Float32Array, batch: number): Promise<Float32Array> {
     // WebAssembly computes on the calling thread and holds it for the whole run. Give the event
     // loop one turn first, so the batch's requests end their queue wait (their spans and timings)
     // before it rather than after, and I/O that is already waiting is not held for 100+ ms.
     await new Promise((resolve) => setTimeout(resolve, 0));
-    const tensor = new ort.Tensor("float32", input.subarray(0, batch * TENSOR_SIZE), [
-      batch,
-      3,
-      CROP_SIZE,
-      CROP_SIZE,
-    ]);
-    const results = await this.#session.run({ [this.info.inputName]: tensor }, [this.info.outputName]);
-    const output = results[this.info.outputName];
-    if (
-      !output || !(output.data instanceof Float32Array) || output.data.length !== batch * this.info.classes
-    ) {
-      throw new ModelShapeError(`Model output has an unexpected size for batch ${batch}`);
-    }
-    return output.data;
-  }
-
-  warmup(iterations = 2): Promise<number> {
-    return warmUp(this, iterations);
-  }
-
-  async close(): Promise<void> {
-    await this.#session.release();
+    return await super.run(input, batch);
   }
 }

@@ -39,22 +39,23 @@ export async function sha256File(path: string): Promise<string> {
   return hash.digest("hex");
 }
 
-export async function downloadVerified(options: DownloadOptions): Promise<void> {
-  const {
-    url,
-    sha256,
-    dest,
-    expectedBytes,
-    onProgress,
-    progressIntervalMs = 2000,
-    connectTimeoutMs = 15_000,
-    timeoutMs = 10 * 60_000,
-  } = options;
-  const doFetch = options.fetch ?? fetch;
-  const tmp = `${dest}.partial-${crypto.randomUUID().slice(0, 8)}`;
-  let response: Response;
+/**
+ * Opens a download: resolves with a 2xx response whose body is still to be
+ * read. Gives up when the server has sent no headers within
+ * `connectTimeoutMs`, and aborts the body once `timeoutMs` has passed since
+ * the start; every failure is a {@link DownloadError} naming the URL.
+ */
+export async function openDownload(
+  url: string,
+  { connectTimeoutMs = 15_000, timeoutMs = 10 * 60_000, fetch: doFetch = fetch }: {
+    connectTimeoutMs?: number;
+    timeoutMs?: number;
+    fetch?: typeof fetch;
+  } = {},
+): Promise<Response & { body: ReadableStream<Uint8Array> }> {
   const connect = new AbortController();
   const connectTimer = setTimeout(() => connect.abort(new Error("no answer in time")), connectTimeoutMs);
+  let response: Response;
   try {
     response = await doFetch(url, {
       signal: AbortSignal.any([connect.signal, AbortSignal.timeout(timeoutMs)]),
@@ -71,6 +72,22 @@ export async function downloadVerified(options: DownloadOptions): Promise<void> 
     await response.body?.cancel();
     throw new DownloadError(`Download of ${url} failed with HTTP ${response.status}`);
   }
+  return response as Response & { body: ReadableStream<Uint8Array> };
+}
+
+export async function downloadVerified(options: DownloadOptions): Promise<void> {
+  const {
+    url,
+    sha256,
+    dest,
+    expectedBytes,
+    onProgress,
+    progressIntervalMs = 2000,
+    connectTimeoutMs = 15_000,
+    timeoutMs = 10 * 60_000,
+  } = options;
+  const tmp = `${dest}.partial-${crypto.randomUUID().slice(0, 8)}`;
+  const response = await openDownload(url, { connectTimeoutMs, timeoutMs, fetch: options.fetch });
   const declared = Number(response.headers.get("content-length") ?? NaN);
   const total = Number.isFinite(declared) ? declared : expectedBytes;
   const hash = createHash("sha256");

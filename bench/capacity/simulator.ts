@@ -10,6 +10,7 @@
  * threads of work share the pod's cores as Linux shares them between runnable
  * threads: equally, so a decode running beside inference slows it down.
  */
+import { mulberry32 } from "../../model/prng.ts";
 
 /** Everything the simulation needs about one pod, in milliseconds of work. */
 export interface PodModel {
@@ -42,16 +43,7 @@ export interface RequestRecord {
 }
 
 /** Deterministic pseudo-random numbers (mulberry32) so every run of the task prints the same figures. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng: (seed: number) => () => number = mulberry32;
 
 function normal(random: () => number): number {
   const u = Math.max(random(), 1e-12);
