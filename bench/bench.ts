@@ -608,7 +608,6 @@ ${
       ? `From starting \`deno task start\` (model already on disk) to /ready answering 200: ${r.startup.ready_seconds} s, of which model load and warm-up ${r.startup.model_load_seconds} s (warm-up ${r.startup.warmup_ms} ms).`
       : "Not measured in this run."
   }
-}
 
 ${int8Section}
 ${
