@@ -284,7 +284,9 @@ Deno.test(`hostile uploads (seed ${SEED}, ${CASES} cases)`, async (t) => {
           const a = await send(port, bomb);
           assert.equal(a.status, 422);
           assert.equal(a.code, "too_many_pixels");
-          assert.ok(a.ms < 100, `refused in ${a.ms} ms`);
+          // Decoding any of these would take seconds and gigabytes; the bound leaves room for a
+          // garbage collection or a busy CI machine, and the RSS check below is the sharper test.
+          assert.ok(a.ms < 1000, `refused in ${a.ms} ms`);
           refused++;
         }
         peak = Math.max(peak, await rss(port));
