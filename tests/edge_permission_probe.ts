@@ -4,18 +4,7 @@
  * code, writes, processes, system information), and prints one JSON line
  * saying which of them Deno allowed.
  */
-type Outcome = "allowed" | "denied" | "failed";
-
-async function attempt(action: () => unknown | Promise<unknown>): Promise<Outcome> {
-  try {
-    await action();
-    return "allowed";
-  } catch (err) {
-    return err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied
-      ? "denied"
-      : "failed";
-  }
-}
+import { attempt, type Outcome } from "./probe_attempt.ts";
 
 const ortWeb = new URL(import.meta.resolve("onnxruntime-web"));
 const ortNode = new URL(import.meta.resolve("onnxruntime-node"));

@@ -9,7 +9,7 @@ import { runUntilExit, startTask, waitReady } from "./gateway_process.ts";
 import { captureLogs, fixture, testConfig } from "./helpers.ts";
 import { choosePrecision } from "../model/precision.ts";
 import { resolveModel } from "../model/source.ts";
-import { denoConfig, taskGrant } from "./task_permissions.ts";
+import { denoConfig, runProbe, taskGrant } from "./task_permissions.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const config = await denoConfig();
@@ -43,15 +43,7 @@ Deno.test("the start:edge task grants what an edge platform grants, and no more"
 
   // The same flags under `deno run`: deno serve adds no permission when the address comes from
   // DENO_SERVE_ADDRESS (deploy/edge.env), so this is exactly what the entry gets.
-  const out = await new Deno.Command("deno", {
-    args: ["run", ...edge.flags, "tests/edge_permission_probe.ts"],
-    cwd: ROOT,
-    env: { NO_COLOR: "1", MAX_QUEUE: "8" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-  const results: Record<string, string> = JSON.parse(new TextDecoder().decode(out.stdout));
+  const { results } = await runProbe(edge, "tests/edge_permission_probe.ts");
 
   await t.step("what the edge entry needs is allowed", () => {
     for (

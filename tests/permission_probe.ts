@@ -4,18 +4,7 @@
  * through an upload would want, and prints one JSON line saying which of them
  * Deno allowed. Its argument is the JSON list of variables the service reads.
  */
-type Outcome = "allowed" | "denied" | "failed";
-
-async function attempt(action: () => unknown | Promise<unknown>): Promise<Outcome> {
-  try {
-    await action();
-    return "allowed";
-  } catch (err) {
-    return err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied
-      ? "denied"
-      : "failed";
-  }
-}
+import { attempt, type Outcome } from "./probe_attempt.ts";
 
 const results: Record<string, Outcome> = {
   // What the service needs.

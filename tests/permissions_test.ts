@@ -10,7 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { CONFIG_VARIABLES, EXTRA_VARIABLES } from "../config.ts";
-import { denoConfig, envAllows, taskGrant } from "./task_permissions.ts";
+import { denoConfig, envAllows, runProbe, taskGrant } from "./task_permissions.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const config = await denoConfig();
@@ -34,16 +34,9 @@ Deno.test("the start task's permissions are the least the service needs", async 
     assert.equal(start.grants.sys, undefined);
   });
 
-  const out = await new Deno.Command("deno", {
-    args: ["run", ...start.flags, "tests/permission_probe.ts", JSON.stringify(CONFIG_VARIABLES)],
-    cwd: ROOT,
-    env: { NO_COLOR: "1", MAX_QUEUE: "8" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stderr = new TextDecoder().decode(out.stderr);
-  assert.equal(out.code, 0, stderr);
-  const results: Record<string, string> = JSON.parse(new TextDecoder().decode(out.stdout));
+  const { results, stderr } = await runProbe(start, "tests/permission_probe.ts", [
+    JSON.stringify(CONFIG_VARIABLES),
+  ]);
 
   await t.step("what the service needs is allowed", () => {
     for (

@@ -4,6 +4,8 @@
  * replacing that kind (as Deno applies them), so tests can read one task's
  * grant without parsing deno.json themselves.
  */
+import assert from "node:assert/strict";
+
 const ROOT = new URL("../", import.meta.url);
 
 export const PERMISSION_KINDS = ["env", "net", "read", "write", "ffi", "run", "sys", "import"] as const;
@@ -67,4 +69,25 @@ export function envAllows(grant: string[] | true | undefined, name: string): boo
   return (grant ?? []).some((entry) =>
     entry.endsWith("*") ? name.startsWith(entry.slice(0, -1)) : entry === name
   );
+}
+
+/**
+ * Runs a permission probe (tests/*_probe.ts) under exactly `grant`'s flags with `deno run`: the outcome
+ * it printed for each attempt, and its stderr.
+ */
+export async function runProbe(
+  grant: TaskGrant,
+  probe: string,
+  args: string[] = [],
+): Promise<{ results: Record<string, string>; stderr: string }> {
+  const out = await new Deno.Command("deno", {
+    args: ["run", ...grant.flags, probe, ...args],
+    cwd: ROOT,
+    env: { NO_COLOR: "1", MAX_QUEUE: "8" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 0, stderr);
+  return { results: JSON.parse(new TextDecoder().decode(out.stdout)), stderr };
 }
