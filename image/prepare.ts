@@ -6,7 +6,7 @@
 import { type Codecs, decodeImage } from "./decode.ts";
 import type { ImageHeader } from "./image_header.ts";
 import type { OrientationMode } from "./orientation.ts";
-import { preprocessInto, TENSOR_SIZE } from "./preprocess.ts";
+import { preprocess } from "./preprocess.ts";
 
 /**
  * JPEGs are decoded at a reduced DCT scale while the shorter side stays at
@@ -47,7 +47,6 @@ export async function prepareImage(
     codecs: options.codecs,
   });
   const t1 = performance.now();
-  const tensor = new Float32Array(TENSOR_SIZE);
-  preprocessInto(image, tensor, 0);
+  const tensor = preprocess(image);
   return { tensor, decodeMs: t1 - t0, preprocessMs: performance.now() - t1 };
 }

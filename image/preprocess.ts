@@ -178,7 +178,7 @@ export function preprocessInto(image: RawImage, out: Float32Array, offset = 0): 
 }
 
 /** Convenience: a new tensor for one image. */
-export function preprocess(image: RawImage): Float32Array {
+export function preprocess(image: RawImage): Float32Array<ArrayBuffer> {
   const out = new Float32Array(TENSOR_SIZE);
   preprocessInto(image, out, 0);
   return out;
