@@ -111,7 +111,10 @@ const OVER_CAPACITY = new TextEncoder().encode(
 
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   let written = 0;
-  while (written < bytes.byteLength) written += await conn.write(bytes.subarray(written));
+  // Per chunk: a view is made only for what a short write left.
+  while (written < bytes.byteLength) {
+    written += await conn.write(written === 0 ? bytes : bytes.subarray(written));
+  }
 }
 
 function concat(pieces: Uint8Array[]): Uint8Array {
@@ -224,10 +227,7 @@ class Relay {
         if (!forwarding) continue;
         if (!this.#requests.opaque) this.#scanRequests(buf, n);
         try {
-          let off = 0;
-          while (off < n) {
-            off += await upstream.write(off === 0 && n === buf.length ? buf : buf.subarray(off, n));
-          }
+          await writeAll(upstream, n === buf.length ? buf : buf.subarray(0, n));
         } catch {
           forwarding = false;
         }
@@ -319,7 +319,6 @@ class Relay {
   async #serverToClient(upstream: Deno.TcpConn): Promise<void> {
     const buf = new Uint8Array(RESPONSE_BUFFER);
     const out = this.#out;
-    const client = this.client;
     try {
       while (true) {
         const n = await upstream.read(buf);
@@ -334,8 +333,7 @@ class Relay {
         // One write: pieces (a held-back head, a marked one) would otherwise go out as separate segments.
         const bytes = out.length === 1 ? out[0] : concat(out);
         out.length = 0;
-        let off = 0;
-        while (off < bytes.length) off += await client.write(off === 0 ? bytes : bytes.subarray(off));
+        await writeAll(this.client, bytes);
         this.#writing = false;
         if (verdict === LAST) break;
       }
