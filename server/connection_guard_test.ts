@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { problemBody } from "../routes/problem.ts";
+import { concat } from "../tests/bytes.ts";
 import { ClientTable } from "./client_table.ts";
 import { type ConnectionGuardOptions, guardConnections } from "./connection_guard.ts";
 import { guardConnectionsInWorker } from "./guard_thread.ts";
@@ -63,16 +64,6 @@ async function readResponses(conn: Deno.Conn, count: number): Promise<string[]> 
       out.push(text.slice(0, end + 4 + length));
       text = text.slice(end + 4 + length);
     }
-  }
-  return out;
-}
-
-function concatBytes(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
   }
   return out;
 }
@@ -313,7 +304,7 @@ Deno.test("a client that half-closes after its request still gets the answer", a
   const guard = guardFor(server, { clients });
   const connect = () => Deno.connect({ hostname: "127.0.0.1", port: guard.addr.port });
   const post = (length: number, more = "") =>
-    concatBytes(
+    concat(
       encoder.encode(`POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: ${length}\r\n${more}\r\n`),
       new Uint8Array(length).fill(120),
     );
@@ -332,7 +323,7 @@ Deno.test("a client that half-closes after its request still gets the answer", a
 
   await t.step("two pipelined requests, then a half-close: both are answered in order", async () => {
     const conn = await connect();
-    await conn.write(concatBytes(post(3), post(4)));
+    await conn.write(concat(post(3), post(4)));
     await conn.closeWrite();
     const { text, closed } = await readAll(conn);
     const answers = [...text.matchAll(/\r\n\r\n(\d+) gone=(true|false)/g)].map((m) => `${m[1]} ${m[2]}`);

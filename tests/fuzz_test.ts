@@ -9,6 +9,7 @@
  * changes the number of cases (default 2000).
  */
 import assert from "node:assert/strict";
+import { concat } from "./bytes.ts";
 import { freePort, metricValue, startTask, waitReady } from "./gateway_process.ts";
 import { fixture } from "./helpers.ts";
 
@@ -181,16 +182,6 @@ function duplicateMarker(b: Uint8Array, r: Rng): Uint8Array {
   return r.next() < 0.5
     ? concat(b.subarray(0, 33), ihdr, b.subarray(33))
     : concat(b.subarray(0, 8), ihdr, b.subarray(8));
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 function mutate(photos: Uint8Array[], r: Rng): { kind: string; bytes: Uint8Array } {
