@@ -27,14 +27,15 @@ export type GuardReply =
   | { type: "open"; open: number }
   | { type: "drained"; report: DrainReport };
 
-export interface GuardThreadOptions extends ConnectionGuardOptions {
+/** The client table is the Worker's own, shared with this thread; none is passed in. */
+export interface GuardThreadOptions extends Omit<ConnectionGuardOptions, "clients"> {
   /** The guard's thread died: connections are gone and no new ones are taken. Must not throw. */
   onCrash?: (message: string) => void;
 }
 
 /** Starts the guard in its own Worker; resolves once it listens, rejects if it cannot. */
 export function guardConnectionsInWorker(options: GuardThreadOptions): Promise<ConnectionGuard> {
-  const { onRefused, onOpenChange, onCrash, clients: _shared, ...plain } = options;
+  const { onRefused, onOpenChange, onCrash, ...plain } = options;
   // Telemetry and logging callbacks never break serving.
   const safely = <A>(f: ((arg: A) => void) | undefined, arg: A) => {
     try {
