@@ -252,8 +252,6 @@ export interface QuantizeOptions {
 
 export interface QuantizeResult {
   bytes: Uint8Array;
-  /** The fp32 model with BatchNorm folded (what calibration ran on). */
-  folded: Uint8Array;
   stats: { foldedBatchNorms: number; convs: number; adds: number; tensors: number; images: number };
 }
 
@@ -282,7 +280,6 @@ export async function quantizeModel(
   const ops = [...plan.nodes].map((n) => n.opType);
   return {
     bytes: encodeModel(qdq),
-    folded: encodeModel(folded),
     stats: {
       foldedBatchNorms,
       convs: ops.filter((o) => o === "Conv").length,
