@@ -21,7 +21,7 @@ import type { Int8Reply, Int8Request } from "./int8_worker.ts";
 import { decodeModel, isQuantized } from "./onnx_graph.ts";
 import type { Agreement } from "./quality_gate.ts";
 import type { Precision } from "./runner.ts";
-import { readModelFile } from "./model_bytes.ts";
+import { readModelFile, sha256Hex } from "./model_bytes.ts";
 import { fileExists, ModelLoadError, type ResolvedModel, resolveZooInt8 } from "./source.ts";
 import { sha256File } from "./zoo.ts";
 
@@ -139,8 +139,9 @@ async function quantizeCached(
     throw new Error(`Quantization failed: ${reply.type === "failed" ? reply.message : reply.type}`);
   }
   await Deno.mkdir(config.MODEL_DIR, { recursive: true });
+  const bytes = new Uint8Array(reply.bytes);
   const tmp = `${path}.partial-${crypto.randomUUID().slice(0, 8)}`;
-  await Deno.writeFile(tmp, new Uint8Array(reply.bytes));
+  await Deno.writeFile(tmp, bytes);
   await Deno.rename(tmp, path);
   log.info(
     "Quantized to int8 in {seconds} s: {convs} Conv and {adds} Add in int8, {folded} BatchNorm folded",
@@ -153,7 +154,8 @@ async function quantizeCached(
       path,
     },
   );
-  return { path, sha256: await sha256File(path) };
+  // The bytes just written: hashing them spares reading the file back.
+  return { path, sha256: sha256Hex(bytes) };
 }
 
 /**
