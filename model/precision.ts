@@ -194,6 +194,19 @@ export async function fileIsQuantized(path: string): Promise<boolean> {
   }
 }
 
+/** The report for a model quantized ahead: served as it is, with no fp32 model to measure it against. */
+function preQuantizedReport(config: PrecisionConfig, resolved: ResolvedModel): QuantizationReport {
+  return {
+    origin: "pre-quantized",
+    calibrationDir: config.CALIBRATION_DIR,
+    minAgreement: config.INT8_MIN_AGREEMENT,
+    accepted: true,
+    int8Path: resolved.path,
+    int8Sha256: resolved.sha256,
+    ...(resolved.weights === "synthetic" ? { note: SYNTHETIC_NOTE } : {}),
+  };
+}
+
 /** Decides what to serve for MODEL_PRECISION, given the resolved (source) model. */
 export async function choosePrecision(
   config: PrecisionConfig,
@@ -206,26 +219,14 @@ export async function choosePrecision(
   const preQuantized = resolved.source === "file" && await fileIsQuantized(resolved.path);
   if (config.MODEL_PRECISION === "fp32") return preQuantized ? { ...fp32, precision: "int8" } : fp32;
 
-  const minAgreement = config.INT8_MIN_AGREEMENT;
-  const note = resolved.weights === "synthetic" ? SYNTHETIC_NOTE : undefined;
   if (preQuantized) {
     log.info("MODEL_PATH is already quantized; serving it as it is (no fp32 model to measure it against)", {
       path: resolved.path,
     });
-    return {
-      ...fp32,
-      precision: "int8",
-      quantization: {
-        origin: "pre-quantized",
-        calibrationDir: config.CALIBRATION_DIR,
-        minAgreement,
-        accepted: true,
-        int8Path: resolved.path,
-        int8Sha256: resolved.sha256,
-        ...(note ? { note } : {}),
-      },
-    };
+    return { ...fp32, precision: "int8", quantization: preQuantizedReport(config, resolved) };
   }
+  const minAgreement = config.INT8_MIN_AGREEMENT;
+  const note = resolved.weights === "synthetic" ? SYNTHETIC_NOTE : undefined;
 
   const set = await loadCalibrationSet(config.CALIBRATION_DIR);
   let int8: { path: string; sha256: string } | undefined;
@@ -335,17 +336,5 @@ export async function servedAsIs(
         "into MODEL_DIR) and point MODEL_PATH or MODEL_URL at that file.",
     );
   }
-  const note = resolved.weights === "synthetic" ? SYNTHETIC_NOTE : undefined;
-  return {
-    ...served,
-    quantization: {
-      origin: "pre-quantized",
-      calibrationDir: config.CALIBRATION_DIR,
-      minAgreement: config.INT8_MIN_AGREEMENT,
-      accepted: true,
-      int8Path: resolved.path,
-      int8Sha256: resolved.sha256,
-      ...(note ? { note } : {}),
-    },
-  };
+  return { ...served, quantization: preQuantizedReport(config, resolved) };
 }
