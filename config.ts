@@ -42,6 +42,10 @@ const int = (min: number, max: number, fallback: number) =>
 
 const nonEmpty = (what: string) => z.string().trim().min(1, what);
 
+const httpUrl = (what = "an http(s) URL") => z.url({ protocol: /^https?$/, error: what });
+
+const sha256 = () => z.string().regex(/^[0-9a-f]{64}$/, "64 lowercase hex digits");
+
 export const configSchema = z.object({
   PORT: int(0, 65535, 8000),
   HOST: nonEmpty("a host name or IP address").default("0.0.0.0"),
@@ -49,19 +53,17 @@ export const configSchema = z.object({
   MODEL_PATH: nonEmpty("a path to an ONNX file").optional(),
   MODEL_DIR: nonEmpty("a directory path").default("./models"),
   /** An ONNX file fetched into memory at startup (never written to disk), checked against MODEL_SHA256. */
-  MODEL_URL: z.url({ protocol: /^https?$/, error: "an http(s) URL" }).optional(),
-  MODEL_SHA256: z.string().regex(/^[0-9a-f]{64}$/, "64 lowercase hex digits").optional(),
+  MODEL_URL: httpUrl().optional(),
+  MODEL_SHA256: sha256().optional(),
   MODEL_NAME: z.string().regex(/^[a-zA-Z0-9_.-]{1,64}$/, "1 to 64 letters, digits, '.', '_' or '-'")
     .default("resnet50"),
-  MODEL_ZOO_URL: z.url({ protocol: /^https?$/, error: "an http(s) URL" }).default(ZOO_MODEL_URL),
-  MODEL_ZOO_SHA256: z.string().regex(/^[0-9a-f]{64}$/, "64 lowercase hex digits").default(ZOO_MODEL_SHA256),
+  MODEL_ZOO_URL: httpUrl().default(ZOO_MODEL_URL),
+  MODEL_ZOO_SHA256: sha256().default(ZOO_MODEL_SHA256),
   SYNTHETIC_SEED: int(0, 2 ** 32 - 1, 20240601),
   /** int8 runs about 3x the images per core; its accuracy cost is measured at startup (docs/performance.md). */
   MODEL_PRECISION: z.enum(PRECISIONS, { error: `one of ${PRECISIONS.join(", ")}` }).default("fp32"),
-  MODEL_ZOO_INT8_URL: z.url({ protocol: /^https?$/, error: "an http(s) URL" }).default(ZOO_INT8_MODEL_URL),
-  MODEL_ZOO_INT8_SHA256: z.string().regex(/^[0-9a-f]{64}$/, "64 lowercase hex digits").default(
-    ZOO_INT8_MODEL_SHA256,
-  ),
+  MODEL_ZOO_INT8_URL: httpUrl().default(ZOO_INT8_MODEL_URL),
+  MODEL_ZOO_INT8_SHA256: sha256().default(ZOO_INT8_MODEL_SHA256),
   /** Photos to calibrate int8 activations on; every third scene is held out to measure the result. */
   CALIBRATION_DIR: nonEmpty("a directory path").default("./model/calibration"),
   CALIBRATION_METHOD: z.enum(CALIBRATION_METHODS, { error: `one of ${CALIBRATION_METHODS.join(", ")}` })
@@ -160,13 +162,13 @@ export const configSchema = z.object({
    * Link from the page at / to a trace, `{trace_id}` replaced: Jaeger's is
    * `http://localhost:16686/trace/{trace_id}`. Unset shows the trace id without a link.
    */
-  TRACE_UI_URL: z.url({ protocol: /^https?$/, error: "an http(s) URL containing {trace_id}" })
+  TRACE_UI_URL: httpUrl("an http(s) URL containing {trace_id}")
     .refine((u) => u.includes("{trace_id}"), "an http(s) URL containing {trace_id}").optional(),
 
   // OpenTelemetry's standard variables (https://opentelemetry.io/docs/specs/otel/configuration/sdk-environment-variables/).
   OTEL_SERVICE_NAME: nonEmpty("a service name").default("inference-gateway"),
-  OTEL_EXPORTER_OTLP_ENDPOINT: z.url({ protocol: /^https?$/, error: "an http(s) URL" }).optional(),
-  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.url({ protocol: /^https?$/, error: "an http(s) URL" }).optional(),
+  OTEL_EXPORTER_OTLP_ENDPOINT: httpUrl().optional(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: httpUrl().optional(),
   /** Sent with every export; may hold credentials, so never shown. */
   OTEL_EXPORTER_OTLP_HEADERS: z.string().regex(
     /^([^=,]+=[^,]*)(,[^=,]+=[^,]*)*$/,
