@@ -187,7 +187,7 @@ async function gateFigures(
 /** Whether the ONNX file at `path` is already quantized (QDQ or QOperator). */
 export async function fileIsQuantized(path: string): Promise<boolean> {
   try {
-    return isQuantized(decodeModel(await Deno.readFile(path)));
+    return isQuantized(decodeModel(await readModelFile(path)));
   } catch {
     // Not a readable ONNX file: onnxruntime reports that, with the path, when it loads it.
     return false;
