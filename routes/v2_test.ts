@@ -243,6 +243,12 @@ Deno.test("Open Inference Protocol v2", async (t) => {
       400,
       /image 0: element is not valid base64/,
     );
+    // Unpadded ("GIF89a\x01" without its "=="): refused as before, not decoded leniently.
+    await expectError(
+      await infer({ ...img, data: ["R0lGODlhAQ"] }),
+      400,
+      /image 0: element is not valid base64/,
+    );
     await expectError(await infer({ ...img, datatype: "FP32" }), 400, /must be BYTES/);
     await expectError(await infer({ ...img, shape: [2] }), 400, /has 1 elements; its shape says 2/);
     await expectError(
@@ -250,6 +256,10 @@ Deno.test("Open Inference Protocol v2", async (t) => {
       400,
       /image 0: Image format gif/,
     );
+    // Photo-sized (9.3 MB of base64, under MAX_BODY_BYTES): judged by its bytes like a small one, not a 500.
+    const large = new Uint8Array(7_000_000);
+    large.set(new TextEncoder().encode("GIF89a"));
+    await expectError(await infer({ ...img, data: [b64(large)] }), 400, /image 0: Image format gif/);
     await expectError(
       await infer({ ...img, data: [b64(coffee.slice(0, 500))] }),
       400,
