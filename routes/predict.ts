@@ -16,7 +16,7 @@ import { recordSafely } from "../observability/telemetry_guard.ts";
 import type { RequestStages } from "../observability/stages.ts";
 import { clientSignal, readBodyLimited } from "./body.ts";
 import { finiteOutput, NonFiniteOutputError } from "./model_output.ts";
-import { MultipartError, parseMediaType, parseMultipart } from "./multipart.ts";
+import { type MediaType, MultipartError, parseMediaType, parseMultipart } from "./multipart.ts";
 import { asProblem, problemBody, ProblemError, PROBLEMS } from "./problem.ts";
 import {
   IMAGE_MEDIA_TYPES,
@@ -129,8 +129,7 @@ export const predictRoute = createRoute({
 });
 
 /** The `file` parts of a multipart body, as they were sent. */
-function formUploads(body: Uint8Array, contentType: string, config: Config): Upload[] {
-  const media = parseMediaType(contentType)!;
+function formUploads(body: Uint8Array, media: MediaType, config: Config): Upload[] {
   const boundary = media.params.get("boundary");
   if (!boundary) {
     throw new ProblemError("bad_request", "The multipart Content-Type has no boundary parameter");
@@ -168,9 +167,8 @@ function formUploads(body: Uint8Array, contentType: string, config: Config): Upl
 async function uploads(c: Context<AppEnv>, config: Config): Promise<Upload[]> {
   const body = await readBodyLimited(c.req.raw, config.MAX_BODY_BYTES, config.BODY_TIMEOUT_MS);
   c.set("bytesIn", body.byteLength);
-  const contentType = c.req.header("content-type") ?? "";
-  const essence = parseMediaType(contentType)?.essence;
-  if (essence === "multipart/form-data") return formUploads(body, contentType, config);
+  const media = parseMediaType(c.req.header("content-type") ?? "");
+  if (media?.essence === "multipart/form-data") return formUploads(body, media, config);
   if (body.byteLength === 0) {
     throw new ProblemError(
       "missing_file",
@@ -178,7 +176,7 @@ async function uploads(c: Context<AppEnv>, config: Config): Promise<Upload[]> {
     );
   }
   // curl --data-binary @photo.jpg without -H declares this type: the bytes, not the label, say what it is.
-  if (essence === "application/x-www-form-urlencoded" && !looksLikeImage(body)) {
+  if (media?.essence === "application/x-www-form-urlencoded" && !looksLikeImage(body)) {
     throw new ProblemError(
       "bad_request",
       "The body is a form, not an image: send the image as a raw body (curl --data-binary @photo.jpg " +
