@@ -6,7 +6,7 @@
  */
 import { z } from "@hono/zod-openapi";
 import type { ImageFormat } from "../image/image_header.ts";
-import { PROBLEMS } from "./problem.ts";
+import { type ProblemCode, PROBLEMS } from "./problem.ts";
 
 /**
  * The image formats the gateway decodes, with their media types. Typed by the
@@ -26,12 +26,10 @@ export const problemSchema = z.object({
   title: z.string(),
   status: z.number().int(),
   detail: z.string(),
-  code: z.enum(Object.keys(PROBLEMS) as [keyof typeof PROBLEMS, ...Array<keyof typeof PROBLEMS>]),
+  code: z.enum(Object.keys(PROBLEMS) as [ProblemCode, ...ProblemCode[]]),
   instance: z.string().optional(),
   request_id: z.string().optional(),
 }).meta({ id: "Problem", description: "RFC 9457 problem details, served as application/problem+json" });
-
-type ProblemCode = keyof typeof PROBLEMS;
 
 /** Documented error responses of a gateway route: the given problem codes, grouped by status. */
 export function problemResponses(...codes: ProblemCode[]) {
