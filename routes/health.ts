@@ -5,6 +5,7 @@ import type { QuantizationReport } from "../model/precision.ts";
 import { SYNTHETIC_WEIGHTS_WARNING } from "../model/runner.ts";
 import type { ModelState } from "../model/state.ts";
 import { type Metrics, renderMetrics } from "../observability/metrics.ts";
+import { NOT_READY_RETRY_AFTER } from "./problem.ts";
 import { healthResponse, infoResponse, readyResponse } from "./schemas.ts";
 import type { AppEnv } from "./types.ts";
 
@@ -134,7 +135,7 @@ export function registerOperations(
     return c.json(
       { status: state.status, ...(state.error ? { error: state.error } : {}) },
       503,
-      { "retry-after": "5" },
+      { "retry-after": NOT_READY_RETRY_AFTER },
     );
   });
 

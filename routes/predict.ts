@@ -17,7 +17,7 @@ import type { RequestStages } from "../observability/stages.ts";
 import { clientSignal, readBodyLimited } from "./body.ts";
 import { finiteOutput, NonFiniteOutputError } from "./model_output.ts";
 import { type MediaType, MultipartError, parseMediaType, parseMultipart } from "./multipart.ts";
-import { asProblem, problemBody, ProblemError, PROBLEMS } from "./problem.ts";
+import { asProblem, NOT_READY_RETRY_AFTER, problemBody, ProblemError, PROBLEMS } from "./problem.ts";
 import {
   IMAGE_MEDIA_TYPES,
   predictBatchResponse,
@@ -231,7 +231,7 @@ function predictHandler(
     const classifier = state.serving;
     if (!classifier) {
       throw new ProblemError("not_ready", `The model is ${state.status}; retry shortly`, {
-        "retry-after": "5",
+        "retry-after": NOT_READY_RETRY_AFTER,
       });
     }
     const stages = c.get("stages");

@@ -35,6 +35,9 @@ export type ProblemCode = keyof typeof PROBLEMS;
 
 export const PROBLEM_CONTENT_TYPE = "application/problem+json";
 
+/** Retry-After (seconds) on every answer that says the model is loading, failed or draining. */
+export const NOT_READY_RETRY_AFTER = "5";
+
 /** Maps model-pipeline errors to problems; anything else is left for the 500 handler. */
 export function asProblem(err: unknown): unknown {
   if (err instanceof ProblemError) return err;
@@ -51,7 +54,9 @@ export function asProblem(err: unknown): unknown {
   }
   if (err instanceof DeadlineError) return new ProblemError("timeout", err.message);
   if (err instanceof CancelledError) return new ProblemError("client_closed", err.message);
-  if (err instanceof DrainingError) return new ProblemError("not_ready", err.message, { "retry-after": "5" });
+  if (err instanceof DrainingError) {
+    return new ProblemError("not_ready", err.message, { "retry-after": NOT_READY_RETRY_AFTER });
+  }
   return err;
 }
 

@@ -26,7 +26,7 @@ import type { Metrics } from "../observability/metrics.ts";
 import { recordSafely } from "../observability/telemetry_guard.ts";
 import { clientSignal, readBodyLimited } from "./body.ts";
 import { finiteOutput, NonFiniteOutputError } from "./model_output.ts";
-import { asProblem, ProblemError, PROBLEMS } from "./problem.ts";
+import { asProblem, NOT_READY_RETRY_AFTER, ProblemError, PROBLEMS } from "./problem.ts";
 import {
   v2Error,
   type V2InferRequest,
@@ -57,8 +57,6 @@ export const SERVER_EXTENSIONS = ["classification", "binary_tensor_data"];
 /** An 8x8 PNG: the documented example request, which the server accepts as it is. */
 const TINY_PNG_BASE64 =
   "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAEUlEQVR42mM4UWGDFTEMLQkAQfNfASkqKa0AAAAASUVORK5CYII=";
-/** Seconds a client should wait before retrying a model that is loading or draining. */
-const RETRY_AFTER = "5";
 
 type V2Status = 400 | 404 | 408 | 413 | 499 | 500 | 503 | 504;
 
@@ -165,7 +163,7 @@ function findModel(config: Config, name: string): Model {
 
 function notReady(model: Model, state: ModelState): V2Error {
   return new V2Error(503, `Model "${model.name}" is ${state.status}; retry shortly`, "not_ready", {
-    "retry-after": RETRY_AFTER,
+    "retry-after": NOT_READY_RETRY_AFTER,
   });
 }
 
