@@ -35,11 +35,9 @@ for (const protocol of ["/predict", "/v2/models/resnet50-image/infer"]) {
     });
     const url = `http://127.0.0.1:${server.addr.port}${protocol}`;
     const coffee = await fixture("images/coffee.jpg");
-    let binary = "";
-    for (const b of coffee) binary += String.fromCharCode(b);
-    const body = protocol === "/predict"
-      ? coffee
-      : JSON.stringify({ inputs: [{ name: "image", shape: [1], datatype: "BYTES", data: [btoa(binary)] }] });
+    const body = protocol === "/predict" ? coffee : JSON.stringify({
+      inputs: [{ name: "image", shape: [1], datatype: "BYTES", data: [coffee.toBase64()] }],
+    });
     try {
       const running = fetch(url, { method: "POST", body });
       while (runner.calls.length < 1) await tick();

@@ -22,11 +22,6 @@ import {
 import { createApp } from "./app.ts";
 import { JPEG_MIN_DECODE_SHORT_SIDE } from "../image/prepare.ts";
 
-const b64 = (bytes: Uint8Array) => {
-  let s = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  return btoa(s);
-};
 const post = (
   app: { request: (p: string, i: RequestInit) => Response | Promise<Response> },
   path: string,
@@ -133,7 +128,7 @@ Deno.test("Open Inference Protocol v2", async (t) => {
     async () => {
       const res = await post(app, "/v2/models/resnet50/infer", {
         id: "42",
-        inputs: [{ name: "image", shape: [1], datatype: "BYTES", data: [b64(coffee)] }],
+        inputs: [{ name: "image", shape: [1], datatype: "BYTES", data: [coffee.toBase64()] }],
         outputs: [{ name: "logits" }],
       });
       assert.equal(res.status, 200);
@@ -196,7 +191,12 @@ Deno.test("Open Inference Protocol v2", async (t) => {
   await t.step("a batch of two images answers [2,1000]", async () => {
     const chelsea = await fixture("images/chelsea.jpg");
     const res = await post(app, "/v2/models/resnet50/infer", {
-      inputs: [{ name: "image", shape: [2], datatype: "BYTES", data: [b64(coffee), b64(chelsea)] }],
+      inputs: [{
+        name: "image",
+        shape: [2],
+        datatype: "BYTES",
+        data: [coffee.toBase64(), chelsea.toBase64()],
+      }],
     });
     const body = await res.json();
     assert.deepEqual(body.outputs[0].shape, [2, 1000]);
@@ -206,7 +206,7 @@ Deno.test("Open Inference Protocol v2", async (t) => {
   await t.step("every malformed request answers 400 with an error body", async () => {
     const infer = (input: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
       post(app, "/v2/models/resnet50/infer", { inputs: [input], ...extra });
-    const img = { name: "image", shape: [1], datatype: "BYTES", data: [b64(coffee)] };
+    const img = { name: "image", shape: [1], datatype: "BYTES", data: [coffee.toBase64()] };
     await expectError(await post(app, "/v2/models/resnet50/infer", "{not json"), 400, /not valid JSON/);
     await expectError(
       await post(app, "/v2/models/resnet50/infer", { inputs: [] }),
@@ -252,21 +252,21 @@ Deno.test("Open Inference Protocol v2", async (t) => {
     await expectError(await infer({ ...img, datatype: "FP32" }), 400, /must be BYTES/);
     await expectError(await infer({ ...img, shape: [2] }), 400, /has 1 elements; its shape says 2/);
     await expectError(
-      await infer({ ...img, data: [b64(new TextEncoder().encode("GIF89a..."))] }),
+      await infer({ ...img, data: [new TextEncoder().encode("GIF89a...").toBase64()] }),
       400,
       /image 0: Image format gif/,
     );
     // Photo-sized (9.3 MB of base64, under MAX_BODY_BYTES): judged by its bytes like a small one, not a 500.
     const large = new Uint8Array(7_000_000);
     large.set(new TextEncoder().encode("GIF89a"));
-    await expectError(await infer({ ...img, data: [b64(large)] }), 400, /image 0: Image format gif/);
+    await expectError(await infer({ ...img, data: [large.toBase64()] }), 400, /image 0: Image format gif/);
     await expectError(
-      await infer({ ...img, data: [b64(coffee.slice(0, 500))] }),
+      await infer({ ...img, data: [coffee.slice(0, 500).toBase64()] }),
       400,
       /image 0: .*(JPEG|decode)/i,
     );
     await expectError(
-      await infer({ ...img, shape: [9], data: new Array(9).fill(b64(coffee)) }),
+      await infer({ ...img, shape: [9], data: new Array(9).fill(coffee.toBase64()) }),
       400,
       /Batch size must be from 1 to 8/,
     );
@@ -284,7 +284,7 @@ Deno.test("Open Inference Protocol v2", async (t) => {
 
   await t.step("v2 requests go through the same middleware and metrics", async () => {
     const res = await post(app, "/v2/models/resnet50/infer", {
-      inputs: [{ name: "image", shape: [1], datatype: "BYTES", data: [b64(coffee)] }],
+      inputs: [{ name: "image", shape: [1], datatype: "BYTES", data: [coffee.toBase64()] }],
     });
     assert.ok(res.headers.get("traceparent"));
     assert.match(res.headers.get("server-timing")!, /inference;dur=/);
@@ -383,7 +383,7 @@ Deno.test("a non-finite output for an image the gateway preprocessed is a fault:
 
   await t.step("v2 BYTES image input: 500 with the protocol's error body", async () => {
     const res = await post(app, "/v2/models/resnet50-image/infer", {
-      inputs: [{ name: "image", shape: [1], datatype: "BYTES", data: [b64(coffee)] }],
+      inputs: [{ name: "image", shape: [1], datatype: "BYTES", data: [coffee.toBase64()] }],
     });
     await expectError(res, 500, /^An unexpected error occurred/);
     assert.ok(
@@ -414,7 +414,7 @@ Deno.test("model metadata tells the truth: a client that builds its request from
   const { app } = await readyApp();
   const coffee = await fixture("images/coffee.jpg");
   const tensor = Array.from(await coffeeTensor());
-  const dataFor = (input: { datatype: string }) => input.datatype === "BYTES" ? [b64(coffee)] : tensor;
+  const dataFor = (input: { datatype: string }) => input.datatype === "BYTES" ? [coffee.toBase64()] : tensor;
 
   for (const name of ["resnet50", "resnet50-image"]) {
     await t.step(`${name}: every input its metadata lists, sent together, is accepted`, async () => {
@@ -448,7 +448,7 @@ Deno.test("model metadata tells the truth: a client that builds its request from
   await t.step(
     "resnet50 still accepts image for compatibility; resnet50-image refuses the tensor",
     async () => {
-      const image = { name: "image", shape: [1], datatype: "BYTES", data: [b64(coffee)] };
+      const image = { name: "image", shape: [1], datatype: "BYTES", data: [coffee.toBase64()] };
       assert.equal((await post(app, "/v2/models/resnet50/infer", { inputs: [image] })).status, 200);
       await expectError(
         await post(app, "/v2/models/resnet50-image/infer", {
@@ -468,7 +468,7 @@ Deno.test("classification extension values are the model's output (logits), as T
     name: "image",
     shape: [1],
     datatype: "BYTES",
-    data: [b64(await fixture("images/coffee.jpg"))],
+    data: [(await fixture("images/coffee.jpg")).toBase64()],
   };
   const raw = (await (await post(app, "/v2/models/resnet50-image/infer", { inputs: [image] })).json())
     .outputs[0]
