@@ -18,6 +18,10 @@ export const ZOO_INT8_MODEL_BYTES = 25_816_052;
 
 const MiB = 1024 * 1024;
 
+/** What a model name may be: MODEL_NAME, and a model directory in MODEL_REPOSITORY. */
+export const MODEL_NAME_PATTERN = /^[a-zA-Z0-9_.-]{1,64}$/;
+export const MODEL_NAME_RULE = "1 to 64 letters, digits, '.', '_' or '-'";
+
 const LOG_LEVELS = ["trace", "debug", "info", "warning", "error", "fatal"] as const;
 const MODEL_SOURCES = ["auto", "file", "url", "zoo", "synthetic"] as const;
 const INFERENCE_BACKENDS = ["native", "wasm"] as const;
@@ -55,8 +59,7 @@ export const configSchema = z.object({
   /** An ONNX file fetched into memory at startup (never written to disk), checked against MODEL_SHA256. */
   MODEL_URL: httpUrl().optional(),
   MODEL_SHA256: sha256().optional(),
-  MODEL_NAME: z.string().regex(/^[a-zA-Z0-9_.-]{1,64}$/, "1 to 64 letters, digits, '.', '_' or '-'")
-    .default("resnet50"),
+  MODEL_NAME: z.string().regex(MODEL_NAME_PATTERN, MODEL_NAME_RULE).default("resnet50"),
   MODEL_ZOO_URL: httpUrl().default(ZOO_MODEL_URL),
   MODEL_ZOO_SHA256: sha256().default(ZOO_MODEL_SHA256),
   SYNTHETIC_SEED: int(0, 2 ** 32 - 1, 20240601),
