@@ -21,6 +21,30 @@ const MiB = 1024 * 1024;
 /** What a model name may be: MODEL_NAME, and a model directory in MODEL_REPOSITORY. */
 export const MODEL_NAME_PATTERN = /^[a-zA-Z0-9_.-]{1,64}$/;
 export const MODEL_NAME_RULE = "1 to 64 letters, digits, '.', '_' or '-'";
+/** Triton's names: none loads what is there at startup, poll also rescans, explicit loads what the API asks. */
+export const CONTROL_MODES = ["none", "poll", "explicit"] as const;
+
+const BYTE_UNITS: Record<string, number> = {
+  "": 1,
+  B: 1,
+  KiB: 1024,
+  MiB: 1024 ** 2,
+  GiB: 1024 ** 3,
+  TiB: 1024 ** 4,
+};
+
+/** A size in bytes, optionally with a binary unit (512MiB, 4GiB); 0 means no limit. */
+const byteSize = () =>
+  z.string().transform((raw, ctx) => {
+    const what = "a size in bytes, optionally with KiB, MiB, GiB or TiB (0: no limit)";
+    const m = /^(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|TiB)?$/.exec(raw.trim());
+    const bytes = m ? Math.round(Number(m[1]) * BYTE_UNITS[m[2] ?? ""]) : NaN;
+    if (!Number.isSafeInteger(bytes)) {
+      ctx.addIssue({ code: "custom", message: what });
+      return z.NEVER;
+    }
+    return bytes;
+  });
 
 const LOG_LEVELS = ["trace", "debug", "info", "warning", "error", "fatal"] as const;
 const MODEL_SOURCES = ["auto", "file", "url", "zoo", "synthetic"] as const;
@@ -60,6 +84,20 @@ export const configSchema = z.object({
   MODEL_URL: httpUrl().optional(),
   MODEL_SHA256: sha256().optional(),
   MODEL_NAME: z.string().regex(MODEL_NAME_PATTERN, MODEL_NAME_RULE).default("resnet50"),
+  /**
+   * A model repository (<model>/<version>/model.onnx, docs/operations.md). Unset: the variables above
+   * describe a repository of one model. The permission sets read ./models, so ./models/repository needs
+   * no new grant.
+   */
+  MODEL_REPOSITORY: nonEmpty("a directory path").optional(),
+  MODEL_CONTROL_MODE: z.enum(CONTROL_MODES, { error: `one of ${CONTROL_MODES.join(", ")}` }).default("none"),
+  /** With MODEL_CONTROL_MODE=poll, how often MODEL_REPOSITORY is rescanned. */
+  REPOSITORY_POLL_SECONDS: int(1, 86_400, 10),
+  /**
+   * Memory the loaded model versions may take together (estimated before each load from the file's size);
+   * a load that would go over is refused before it starts. 0: no limit.
+   */
+  MODEL_MEMORY_LIMIT: byteSize().default(0),
   MODEL_ZOO_URL: httpUrl().default(ZOO_MODEL_URL),
   MODEL_ZOO_SHA256: sha256().default(ZOO_MODEL_SHA256),
   SYNTHETIC_SEED: int(0, 2 ** 32 - 1, 20240601),
@@ -189,6 +227,13 @@ export const configSchema = z.object({
   )
     .optional(),
 }).superRefine((c, ctx) => {
+  if (c.MODEL_CONTROL_MODE !== "none" && !c.MODEL_REPOSITORY) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["MODEL_REPOSITORY"],
+      message: `a directory path, required when MODEL_CONTROL_MODE=${c.MODEL_CONTROL_MODE}`,
+    });
+  }
   if (c.MODEL_SOURCE === "file" && !c.MODEL_PATH) {
     ctx.addIssue({
       code: "custom",

@@ -20,6 +20,23 @@ Deno.test("config", async (t) => {
     assert.deepEqual(c.TRUSTED_PROXIES, []);
     assert.equal(c.INFERENCE_BACKEND, "native");
     assert.equal(c.MODEL_URL, undefined);
+    assert.equal(c.MODEL_REPOSITORY, undefined);
+    assert.equal(c.MODEL_CONTROL_MODE, "none");
+    assert.equal(c.REPOSITORY_POLL_SECONDS, 10);
+    assert.equal(c.MODEL_MEMORY_LIMIT, 0);
+  });
+
+  await t.step("repository variables: control modes take a repository; limits at the bounds", () => {
+    const c = parse({ MODEL_CONTROL_MODE: "poll", MODEL_REPOSITORY: "./models/repository" });
+    assert.deepEqual([c.MODEL_CONTROL_MODE, c.MODEL_REPOSITORY], ["poll", "./models/repository"]);
+    assert.equal(parse({ REPOSITORY_POLL_SECONDS: "1" }).REPOSITORY_POLL_SECONDS, 1);
+    assert.equal(parse({ REPOSITORY_POLL_SECONDS: "86400" }).REPOSITORY_POLL_SECONDS, 86400);
+    const limit = (v: string) => parse({ MODEL_MEMORY_LIMIT: v }).MODEL_MEMORY_LIMIT;
+    assert.equal(limit("0"), 0);
+    assert.equal(limit("1048576"), 1048576);
+    assert.equal(limit("512MiB"), 512 * 1024 ** 2);
+    assert.equal(limit("1.5 GiB"), 1.5 * 1024 ** 3);
+    assert.equal(limit("2KiB"), 2048);
   });
 
   await t.step(
@@ -49,6 +66,26 @@ Deno.test("config", async (t) => {
     [{ TOP_K: "2.5" }, /TOP_K="2.5" is invalid: expected an integer from 1 to 20/],
     [{ MODEL_SOURCE: "s3" }, /MODEL_SOURCE="s3" is invalid: expected one of auto, file, url, zoo, synthetic/],
     [{ INFERENCE_BACKEND: "gpu" }, /INFERENCE_BACKEND="gpu" is invalid: expected one of native, wasm/],
+    [
+      { MODEL_CONTROL_MODE: "auto" },
+      /MODEL_CONTROL_MODE="auto" is invalid: expected one of none, poll, explicit/,
+    ],
+    [
+      { MODEL_CONTROL_MODE: "poll" },
+      /MODEL_REPOSITORY=\(unset\) is invalid: expected a directory path, required when MODEL_CONTROL_MODE=poll/,
+    ],
+    [
+      { MODEL_CONTROL_MODE: "explicit" },
+      /MODEL_REPOSITORY=\(unset\) is invalid: .*MODEL_CONTROL_MODE=explicit/,
+    ],
+    [
+      { REPOSITORY_POLL_SECONDS: "0" },
+      /REPOSITORY_POLL_SECONDS="0" is invalid: expected an integer from 1 to 86400/,
+    ],
+    [{ REPOSITORY_POLL_SECONDS: "86401" }, /REPOSITORY_POLL_SECONDS="86401" is invalid/],
+    [{ MODEL_MEMORY_LIMIT: "4GB" }, /MODEL_MEMORY_LIMIT="4GB" is invalid: expected a size in bytes/],
+    [{ MODEL_MEMORY_LIMIT: "-1" }, /MODEL_MEMORY_LIMIT="-1" is invalid/],
+    [{ MODEL_MEMORY_LIMIT: "lots" }, /MODEL_MEMORY_LIMIT="lots" is invalid/],
     [
       { MODEL_SOURCE: "url" },
       /MODEL_URL=\(unset\) is invalid: expected a URL, required when MODEL_SOURCE=url/,

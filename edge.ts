@@ -10,7 +10,7 @@
  */
 import denoJson from "./deno.json" with { type: "json" };
 import { configOrExit, publicConfig } from "./config.ts";
-import { startModel } from "./model/startup.ts";
+import { startRepository } from "./model/repository/repository.ts";
 import { ModelState } from "./model/state.ts";
 import { createApp } from "./routes/app.ts";
 import { buildInfo } from "./routes/health.ts";
@@ -32,12 +32,15 @@ const state = new ModelState();
 const app = createApp({ config, state, telemetry, build });
 
 // Loading starts with the isolate and does not hold the module: the platform can route probes at once.
-const loading = startModel(config, state, modelHooks(telemetry), { disk: false }).catch((err) => {
-  const message = err instanceof Error ? err.message : String(err);
-  state.markFailed(message);
-  // No process to exit on a platform: /ready and /info say why, requests get 503 not_ready.
-  log.fatal("Model failed to load: {error}", { error: message });
-});
+const loading = startRepository(config, state, modelHooks(telemetry), { disk: false }).then(
+  () => {},
+  (err) => {
+    const message = err instanceof Error ? err.message : String(err);
+    state.markFailed(message);
+    // No process to exit on a platform: /ready and /info say why, requests get 503 not_ready.
+    log.fatal("Model failed to load: {error}", { error: message });
+  },
+);
 
 export default {
   fetch: edgeFetch(app.fetch, {

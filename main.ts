@@ -5,7 +5,7 @@
  */
 import denoJson from "./deno.json" with { type: "json" };
 import { configOrExit, publicConfig } from "./config.ts";
-import { startModel } from "./model/startup.ts";
+import { startRepository } from "./model/repository/repository.ts";
 import { ModelState } from "./model/state.ts";
 import { createApp } from "./routes/app.ts";
 import { startServer } from "./server/serve.ts";
@@ -60,7 +60,9 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
 }
 
 try {
-  await startModel(config, state, modelHooks(telemetry));
+  // Without MODEL_REPOSITORY this is the one model, and its failure stops the process as before; a
+  // repository's failed models are in its index and /ready instead.
+  await startRepository(config, state, modelHooks(telemetry));
 } catch (err) {
   const message = err instanceof Error ? err.message : String(err);
   state.markFailed(message);

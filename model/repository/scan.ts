@@ -107,6 +107,19 @@ async function scanModel(
   return model;
 }
 
+/** Scans one model's directory (a load request); throws NotFound if it has none. */
+export async function scanModelDir(root: string, name: string): Promise<ScannedModel> {
+  if (!MODEL_NAME_PATTERN.test(name) || name.startsWith(".")) {
+    throw new Deno.errors.NotFound(`"${name}" is not a model name (${MODEL_NAME_RULE})`);
+  }
+  const info = await Deno.stat(`${root}/${name}`).catch((err) => {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    throw err;
+  });
+  if (!info?.isDirectory) throw new Deno.errors.NotFound(`The repository has no model "${name}"`);
+  return await scanModel(root, name, []);
+}
+
 /** Scans `root`; throws only if `root` itself cannot be read. */
 export async function scanRepository(root: string): Promise<RepositoryScan> {
   const scan: RepositoryScan = { models: [], ignored: [] };
