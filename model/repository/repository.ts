@@ -79,6 +79,8 @@ export async function startRepository(
       state.markFailed(`Model "${defaultModel}" has no version serving`);
       return;
     }
+    const { classifier } = registry.resolve(defaultModel, version);
+    if (state.classifier === classifier) return;
     state.error = undefined;
     state.markReady(
       registry.resolve(defaultModel, version).classifier,
