@@ -29,6 +29,13 @@ export function estimateBytes(
 
 export interface Repository {
   registry: ModelRegistry;
+  /** Where the models come from: the MODEL_REPOSITORY directory, or undefined for the single model. */
+  root: string | undefined;
+  /**
+   * Loads what the control mode loads at startup and starts polling. Without MODEL_REPOSITORY it starts
+   * the single model as startModel does, and throws if that fails.
+   */
+  start(): Promise<void>;
   /** The model /predict and the unversioned routes answer with. */
   defaultModel: string;
   /** Rescans MODEL_REPOSITORY now and applies what changed (what poll mode does on its timer). */
@@ -47,16 +54,15 @@ function fingerprints(scan: RepositoryScan): Map<string, string> {
 }
 
 /**
- * Starts the repository and the model(s) it serves at startup. Without
- * MODEL_REPOSITORY it serves exactly what startModel does today, under
- * MODEL_NAME; `startModel`'s failure is then thrown, as before.
+ * The repository over MODEL_REPOSITORY, or over the one model today's
+ * variables describe; nothing is loaded until `start`.
  */
-export async function startRepository(
+export function createRepository(
   config: Config,
   state: ModelState,
   hooks: ClassifierHooks & RegistryHooks = {},
   options: ResolveOptions = {},
-): Promise<Repository> {
+): Repository {
   const log = logger("repository");
   const root = config.MODEL_REPOSITORY;
   let defaultModel = config.MODEL_NAME;
@@ -111,8 +117,43 @@ export async function startRepository(
     await Promise.all(work);
   };
 
+  const start = async () => {
+    if (!root) {
+      const classifier = await startModel(config, state, hooks, options);
+      registry.adopt(defaultModel, classifier.info.version, {
+        classifier,
+        topK: config.TOP_K,
+        close: () => classifier.close(),
+      });
+      return;
+    }
+    log.info("Model repository {root}, control mode {mode}", {
+      root,
+      mode: config.MODEL_CONTROL_MODE,
+      poll_seconds: config.MODEL_CONTROL_MODE === "poll" ? config.REPOSITORY_POLL_SECONDS : null,
+      memory_limit_bytes: config.MODEL_MEMORY_LIMIT || null,
+    });
+    // The default model is MODEL_NAME if the repository has it, else the first by name.
+    const names = (await scanRepository(root)).models.map((m) => m.name);
+    if (!names.includes(defaultModel) && names.length > 0) defaultModel = names[0];
+    if (config.MODEL_CONTROL_MODE !== "explicit") await rescan(true);
+    for (const { name, reason } of registry.notReady()) {
+      log.error("Model {model} is not serving: {reason}", { model: name, reason });
+    }
+    if (config.MODEL_CONTROL_MODE === "poll") {
+      timer = setInterval(() => void repository.poll(), config.REPOSITORY_POLL_SECONDS * 1000);
+    }
+    logger("lifecycle").info("Repository ready: serving {models}", {
+      models: registry.models.map((m) => `${m}@${registry.servingVersions(m).join("+") || "none"}`).join(
+        ", ",
+      ),
+    });
+  };
+
   const repository: Repository = {
     registry,
+    root,
+    start,
     get defaultModel() {
       return defaultModel;
     },
@@ -134,35 +175,17 @@ export async function startRepository(
     },
   };
 
-  if (!root) {
-    const classifier = await startModel(config, state, hooks, options);
-    registry.adopt(defaultModel, classifier.info.version, {
-      classifier,
-      topK: config.TOP_K,
-      close: () => classifier.close(),
-    });
-    return repository;
-  }
+  return repository;
+}
 
-  log.info("Model repository {root}, control mode {mode}", {
-    root,
-    mode: config.MODEL_CONTROL_MODE,
-    poll_seconds: config.MODEL_CONTROL_MODE === "poll" ? config.REPOSITORY_POLL_SECONDS : null,
-    memory_limit_bytes: config.MODEL_MEMORY_LIMIT || null,
-  });
-  // The default model is MODEL_NAME if the repository has it, else the first by name.
-  const names = (await scanRepository(root)).models.map((m) => m.name);
-  if (!names.includes(defaultModel) && names.length > 0) defaultModel = names[0];
-  if (config.MODEL_CONTROL_MODE !== "explicit") await rescan(true);
-  const missing = registry.notReady();
-  for (const { name, reason } of missing) {
-    log.error("Model {model} is not serving: {reason}", { model: name, reason });
-  }
-  if (config.MODEL_CONTROL_MODE === "poll") {
-    timer = setInterval(() => void repository.poll(), config.REPOSITORY_POLL_SECONDS * 1000);
-  }
-  logger("lifecycle").info("Repository ready: serving {models}", {
-    models: registry.models.map((m) => `${m}@${registry.servingVersions(m).join("+") || "none"}`).join(", "),
-  });
+/** Creates the repository and starts it (see {@link Repository.start}). */
+export async function startRepository(
+  config: Config,
+  state: ModelState,
+  hooks: ClassifierHooks & RegistryHooks = {},
+  options: ResolveOptions = {},
+): Promise<Repository> {
+  const repository = createRepository(config, state, hooks, options);
+  await repository.start();
   return repository;
 }
