@@ -260,11 +260,10 @@ export const CONFIG_VARIABLES = Object.keys(configSchema.shape) as Array<keyof C
 
 /**
  * Environment variables read by something other than the schema, and who reads
- * each. With the schema's they are the `env` list of the `gateway` permission
- * set in deno.json, which the service's tasks run under (the `test` set adds
- * the variables only tests and the benchmark read; tests/permissions_test.ts
- * checks the lists agree). A new variable goes into the schema or here, and
- * into those lists.
+ * each. With the schema's they are the `env` list of every permission set in
+ * deno.json, which `deno task config:sync` generates (tools/permission_sets.ts;
+ * tests/permissions_test.ts fails while it is stale). A new variable goes into
+ * the schema or here; then run that task.
  */
 export const EXTRA_VARIABLES: Readonly<Record<string, string>> = {
   "OTEL_*": "the OpenTelemetry SDK, which reads its whole namespace",

@@ -10,6 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { CONFIG_VARIABLES, EXTRA_VARIABLES } from "../config.ts";
+import { TEST_VARIABLES } from "../tools/permission_sets.ts";
 import { denoConfig, envAllows, runProbe, taskGrant } from "./task_permissions.ts";
 
 const ROOT = new URL("../", import.meta.url);
@@ -78,37 +79,35 @@ Deno.test("the start task's permissions are the least the service needs", async 
   });
 });
 
-/**
- * Variables only the tests and the benchmark read, and who reads each. They are
- * granted by the `test` set (the test and bench tasks), never by the sets the
- * service runs under.
- */
-const TEST_VARIABLES: Readonly<Record<string, string>> = {
-  BENCH_SECONDS: "bench/bench.ts: the length of each load phase",
-  FUZZ_CASES: "tests/fuzz_test.ts: the number of cases",
-  FUZZ_SEED: "tests/fuzz_test.ts: the seed to replay",
-  LOG_TOKENS: "yaml (Kubernetes and rule checks), a debugging switch",
-  LOG_STREAM: "yaml (Kubernetes and rule checks), a debugging switch",
-  WS_NO_BUFFER_UTIL: "ws (puppeteer-core's WebSocket to Chromium), to skip an optional native add-on",
-  WS_NO_UTF_8_VALIDATE: "ws (puppeteer-core's WebSocket to Chromium), to skip an optional native add-on",
-};
-
 Deno.test("every task's environment grant agrees with config.ts", async (t) => {
   const gatewayEnv = config.permissions?.gateway?.env;
   assert.ok(Array.isArray(gatewayEnv), "the gateway set names the variables it allows");
   const testEnv = config.permissions?.test?.env;
   assert.ok(Array.isArray(testEnv), "the test set names the variables it allows");
 
-  await t.step("the gateway set's env list is the schema's variables plus the documented extras", () => {
-    const extras = Object.keys(EXTRA_VARIABLES);
-    const wildcards = extras.filter((e) => e.endsWith("*"));
-    const expected = [
-      ...CONFIG_VARIABLES.filter((name) => !envAllows(wildcards, name)),
-      ...extras,
-    ];
-    assert.deepEqual([...gatewayEnv].sort(), expected.sort());
-    for (const name of CONFIG_VARIABLES) assert.ok(envAllows(gatewayEnv, name), name);
+  await t.step("deno.json's permission sets are what `deno task config:sync` generates", async () => {
+    const out = await new Deno.Command("deno", {
+      args: ["task", "--quiet", "config:sync", "--check"],
+      cwd: ROOT,
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
   });
+
+  await t.step(
+    "the service's sets allow every schema variable, and otherwise only the documented extras",
+    () => {
+      for (const set of ["gateway", "edge"]) {
+        const env = config.permissions?.[set]?.env;
+        assert.ok(Array.isArray(env), `the ${set} set names the variables it allows`);
+        for (const name of CONFIG_VARIABLES) assert.ok(envAllows(env, name), `${set} allows ${name}`);
+        const known = new Set<string>([...CONFIG_VARIABLES, ...Object.keys(EXTRA_VARIABLES)]);
+        for (const name of env) assert.ok(known.has(name), `${set} grants ${name}, which nothing documents`);
+      }
+    },
+  );
 
   await t.step("no set the service runs under grants a test-only variable", () => {
     for (const [set, grants] of Object.entries(config.permissions ?? {})) {
@@ -133,6 +132,9 @@ Deno.test("every task's environment grant agrees with config.ts", async (t) => {
       assert.ok(!grant.flags.some((f) => f === "-A" || f.startsWith("--allow-all")), "no -A");
       if (grant.subcommand === "test" || grant.entry[0] === "bench/bench.ts") {
         assert.equal(grant.set, "test", "tests and the benchmark run under the test set");
+      } else if (grant.entry[0]?.startsWith("tools/")) {
+        // Tooling imports config.ts for its variable names only, and reads no environment.
+        assert.equal(grant.grants.env, undefined, "tooling reads no environment");
       } else if (await loadsConfig(grant.entry[0])) {
         assert.equal(grant.set, "gateway", "runs under the gateway set");
       }

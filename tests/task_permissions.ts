@@ -5,11 +5,11 @@
  * grant without parsing deno.json themselves.
  */
 import assert from "node:assert/strict";
+import type { PermissionKind } from "../tools/permission_sets.ts";
+
+export { envAllows, PERMISSION_KINDS, type PermissionKind } from "../tools/permission_sets.ts";
 
 const ROOT = new URL("../", import.meta.url);
-
-export const PERMISSION_KINDS = ["env", "net", "read", "write", "ffi", "run", "sys", "import"] as const;
-export type PermissionKind = typeof PERMISSION_KINDS[number];
 
 export interface TaskGrant {
   /** `deno run`, `deno test`, ... */
@@ -61,14 +61,6 @@ export function taskGrant(config: DenoConfig, task: string): TaskGrant {
     grants[m[1] as PermissionKind] = m[2] === undefined ? true : m[2].split(",");
   }
   return { subcommand, flags, entry, set, grants };
-}
-
-/** Whether an `env` grant lets the program read `name` (entries ending in `*` are prefixes). */
-export function envAllows(grant: string[] | true | undefined, name: string): boolean {
-  if (grant === true) return true;
-  return (grant ?? []).some((entry) =>
-    entry.endsWith("*") ? name.startsWith(entry.slice(0, -1)) : entry === name
-  );
 }
 
 /**
