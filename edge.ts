@@ -10,7 +10,7 @@
  */
 import denoJson from "./deno.json" with { type: "json" };
 import { configOrExit, publicConfig } from "./config.ts";
-import { startRepository } from "./model/repository/repository.ts";
+import { createRepository } from "./model/repository/repository.ts";
 import { ModelState } from "./model/state.ts";
 import { createApp } from "./routes/app.ts";
 import { buildInfo } from "./routes/health.ts";
@@ -29,18 +29,16 @@ for (const note of notes) log.warn(note);
 
 const telemetry = createTelemetry(config, build.version);
 const state = new ModelState();
-const app = createApp({ config, state, telemetry, build });
+const repository = createRepository(config, state, modelHooks(telemetry), { disk: false });
+const app = createApp({ config, state, telemetry, build, repository });
 
 // Loading starts with the isolate and does not hold the module: the platform can route probes at once.
-const loading = startRepository(config, state, modelHooks(telemetry), { disk: false }).then(
-  () => {},
-  (err) => {
-    const message = err instanceof Error ? err.message : String(err);
-    state.markFailed(message);
-    // No process to exit on a platform: /ready and /info say why, requests get 503 not_ready.
-    log.fatal("Model failed to load: {error}", { error: message });
-  },
-);
+const loading = repository.start().catch((err) => {
+  const message = err instanceof Error ? err.message : String(err);
+  state.markFailed(message);
+  // No process to exit on a platform: /ready and /info say why, requests get 503 not_ready.
+  log.fatal("Model failed to load: {error}", { error: message });
+});
 
 export default {
   fetch: edgeFetch(app.fetch, {

@@ -5,7 +5,7 @@
  */
 import denoJson from "./deno.json" with { type: "json" };
 import { configOrExit, publicConfig } from "./config.ts";
-import { startRepository } from "./model/repository/repository.ts";
+import { createRepository } from "./model/repository/repository.ts";
 import { ModelState } from "./model/state.ts";
 import { createApp } from "./routes/app.ts";
 import { startServer } from "./server/serve.ts";
@@ -30,7 +30,8 @@ log.info("Tracing: {exporting}", {
 });
 
 const state = new ModelState();
-const app = createApp({ config, state, telemetry, build });
+const repository = createRepository(config, state, modelHooks(telemetry));
+const app = createApp({ config, state, telemetry, build, repository });
 const server = await startServer({ config, app, state, telemetry }).catch(async (err) => {
   log.fatal("Cannot listen on {host}:{port}: {error}", {
     host: config.HOST,
@@ -62,7 +63,7 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
 try {
   // Without MODEL_REPOSITORY this is the one model, and its failure stops the process as before; a
   // repository's failed models are in its index and /ready instead.
-  await startRepository(config, state, modelHooks(telemetry));
+  await repository.start();
 } catch (err) {
   const message = err instanceof Error ? err.message : String(err);
   state.markFailed(message);

@@ -234,6 +234,34 @@ export function createMetrics(registry: Registry, telemetry: () => TelemetryStat
         "MODEL_PRECISION=int8: 1 when int8 is served, 0 when the quality gate refused it and fp32 is served.",
       registers: r,
     }),
+    // The model repository. Labels are bounded by what the repository holds (models, their versions)
+    // and by the vocabularies of model/repository/version_state.ts.
+    versionState: new Gauge({
+      name: "model_version_state",
+      help:
+        "Each model version the repository knows, 1 for its state (READY, LOADING, UNLOADING, UNAVAILABLE).",
+      labelNames: ["model", "version", "state"] as const,
+      registers: r,
+    }),
+    modelServing: new Gauge({
+      name: "model_serving_ready",
+      help: "For each model that should serve: 1 when a version of it is ready, 0 when none is.",
+      labelNames: ["model"] as const,
+      registers: r,
+    }),
+    repositoryEvents: new Counter({
+      name: "model_repository_events_total",
+      help: "Model versions loaded, failed to load, unloaded, and switches of the version answering.",
+      labelNames: ["model", "event"] as const,
+      registers: r,
+    }),
+    loadFailures: new Counter({
+      name: "model_load_failures_total",
+      help:
+        "Model version loads that failed, by reason (corrupt_file, wrong_shape, int8_gate, memory_limit, ...).",
+      labelNames: ["model", "reason"] as const,
+      registers: r,
+    }),
     buildInfo: new Gauge({
       name: "build_info",
       help: "Service version and runtime versions; always 1.",

@@ -43,5 +43,13 @@ export function modelHooks({ metrics, tracing }: Telemetry) {
       metrics.inputPixels.observe({ format }, pixels);
     },
     onWorkerRestart: () => metrics.workerRestarts.inc(),
+    // The model repository's events (model/repository/registry.ts RegistryHooks).
+    onLoaded: (model: string) => metrics.repositoryEvents.inc({ model, event: "loaded" }),
+    onFailed: (model: string, _version: string, reason: string) => {
+      metrics.repositoryEvents.inc({ model, event: "load_failed" });
+      metrics.loadFailures.inc({ model, reason });
+    },
+    onUnloaded: (model: string) => metrics.repositoryEvents.inc({ model, event: "unloaded" }),
+    onSwitched: (model: string) => metrics.repositoryEvents.inc({ model, event: "switched" }),
   };
 }

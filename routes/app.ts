@@ -8,6 +8,7 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Config } from "../config.ts";
 import type { ModelState } from "../model/state.ts";
+import type { Repository } from "../model/repository/repository.ts";
 import { logger } from "../observability/logger.ts";
 import { observability } from "../observability/middleware.ts";
 import type { Telemetry } from "../observability/telemetry.ts";
@@ -25,6 +26,8 @@ export interface AppDeps {
   state: ModelState;
   telemetry: Telemetry;
   build?: BuildInfo;
+  /** The models served (main.ts and edge.ts always give it; in-process tests may not). */
+  repository?: Repository;
   /** Where the page's files are (default: web/ beside routes/). */
   webDir?: URL;
 }
@@ -58,7 +61,14 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.use("*", observability({ ...telemetry, latencyObjectiveMs: config.LATENCY_OBJECTIVE_MS }));
   if (config.CORS_ORIGINS) app.use("*", corsMiddleware(config.CORS_ORIGINS));
 
-  registerOperations(app, { config, state, metrics, build, beforeScrape: () => refreshModelMetrics(deps) });
+  registerOperations(app, {
+    config,
+    state,
+    metrics,
+    build,
+    beforeScrape: () => refreshModelMetrics(deps),
+    repository: deps.repository,
+  });
   registerPredict(app, config, state, metrics);
   app.route("/v2", v2App({ config, state, metrics, version: build.version }));
   registerPage(app, readPage(deps.webDir ?? WEB_DIR));
@@ -103,7 +113,21 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
 }
 
 /** Model gauges are derived from the model state at scrape time, so no code path can forget to update them. */
-function refreshModelMetrics({ state, telemetry: { metrics } }: AppDeps): void {
+function refreshModelMetrics({ state, telemetry: { metrics }, repository }: AppDeps): void {
+  if (repository) {
+    metrics.versionState.reset();
+    for (const e of repository.registry.index()) {
+      if (e.version) metrics.versionState.set({ model: e.name, version: e.version, state: e.state }, 1);
+    }
+    metrics.modelServing.reset();
+    const waiting = new Set(repository.notReady().map((m) => m.name));
+    for (const name of repository.registry.models) {
+      if (waiting.has(name)) metrics.modelServing.set({ model: name }, 0);
+      else if (repository.registry.defaultVersion(name) !== undefined) {
+        metrics.modelServing.set({ model: name }, 1);
+      }
+    }
+  }
   metrics.modelReady.set(state.status === "ready" ? 1 : 0);
   const batcher = state.classifier?.batcher;
   if (batcher) {

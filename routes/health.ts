@@ -4,6 +4,7 @@ import { type Config, publicConfig } from "../config.ts";
 import type { QuantizationReport } from "../model/precision.ts";
 import { SYNTHETIC_WEIGHTS_WARNING } from "../model/runner.ts";
 import type { ModelState } from "../model/state.ts";
+import type { Repository } from "../model/repository/repository.ts";
 import { type Metrics, renderMetrics } from "../observability/metrics.ts";
 import { NOT_READY_RETRY_AFTER } from "./problem.ts";
 import { healthResponse, infoResponse, readyResponse } from "./schemas.ts";
@@ -121,16 +122,26 @@ export interface OperationsDeps {
   build: BuildInfo;
   /** Called before each scrape, so gauges derived from state are current. */
   beforeScrape: () => void;
+  /** The models served; without it, only `state`'s. */
+  repository?: Repository;
 }
 
 export function registerOperations(
   app: OpenAPIHono<AppEnv>,
-  { config, state, metrics, build, beforeScrape }: OperationsDeps,
+  { config, state, metrics, build, beforeScrape, repository }: OperationsDeps,
 ): void {
   // Liveness deliberately does no work.
   app.openapi(healthRoute, (c) => c.json({ status: "ok" as const }, 200));
 
   app.openapi(readyRoute, (c) => {
+    // A repository is ready when every model that should serve has a version ready (none, in explicit
+    // mode before any load); draining wins.
+    if (repository?.root && state.status !== "draining") {
+      const models = repository.notReady();
+      if (models.length === 0) return c.json({ status: "ready" as const }, 200);
+      const status = models.some((m) => m.reason !== "loading") ? "failed" as const : "loading" as const;
+      return c.json({ status, models }, 503, { "retry-after": NOT_READY_RETRY_AFTER });
+    }
     if (state.status === "ready") return c.json({ status: state.status }, 200);
     return c.json(
       { status: state.status, ...(state.error ? { error: state.error } : {}) },
@@ -171,6 +182,16 @@ export function registerOperations(
         : null,
       trace_ui_url: config.TRACE_UI_URL ?? null,
       ...(state.error ? { error: state.error } : {}),
+      ...(repository
+        ? {
+          repository: {
+            root: repository.root ?? null,
+            control_mode: config.MODEL_CONTROL_MODE,
+            default_model: repository.defaultModel,
+            models: repository.registry.index(),
+          },
+        }
+        : {}),
       config: publicConfig(config),
     }, 200);
   });

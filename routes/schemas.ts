@@ -7,6 +7,8 @@
 import { z } from "@hono/zod-openapi";
 import type { ImageFormat } from "../image/image_header.ts";
 import { type ProblemCode, PROBLEMS } from "./problem.ts";
+import { CONTROL_MODES } from "../config.ts";
+import { VERSION_STATES } from "../model/repository/version_state.ts";
 
 /**
  * The image formats the gateway decodes, with their media types. Typed by the
@@ -143,9 +145,20 @@ export const predictBatchResponse = z.object({
 // ---- Operations
 
 export const healthResponse = z.object({ status: z.literal("ok") }).meta({ id: "Health" });
+/** One model version in the repository, as the repository index lists it. */
+export const repositoryEntry = z.object({
+  name: z.string(),
+  version: z.string(),
+  state: z.enum(VERSION_STATES),
+  reason: z.string().meta({ description: "Why it is UNAVAILABLE; empty otherwise" }),
+}).meta({ id: "RepositoryIndexEntry" });
+
 export const readyResponse = z.object({
   status: z.enum(["loading", "ready", "failed", "draining"]),
   error: z.string().optional(),
+  models: z.array(z.object({ name: z.string(), reason: z.string() })).optional().meta({
+    description: "With a model repository: the models that should serve and are not ready, and why",
+  }),
 }).meta({ id: "Readiness" });
 
 export const infoResponse = z.object({
@@ -185,6 +198,12 @@ export const infoResponse = z.object({
     example: "http://localhost:16686/trace/{trace_id}",
   }),
   error: z.string().optional(),
+  repository: z.object({
+    root: z.string().nullable().meta({ description: "MODEL_REPOSITORY, or null for the single model" }),
+    control_mode: z.enum(CONTROL_MODES),
+    default_model: z.string().meta({ description: "The model /predict answers with when none is named" }),
+    models: z.array(repositoryEntry),
+  }).optional().meta({ description: "Every model and version the gateway knows, with its state" }),
   config: z.object({}).catchall(z.unknown()).meta({
     description: "The effective configuration, secrets redacted",
   }),

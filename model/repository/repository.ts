@@ -38,6 +38,8 @@ export interface Repository {
   start(): Promise<void>;
   /** The model /predict and the unversioned routes answer with. */
   defaultModel: string;
+  /** Models that should serve and are not ready, and why (all of them until the startup scan is done). */
+  notReady(): Array<{ name: string; reason: string }>;
   /** Rescans MODEL_REPOSITORY now and applies what changed (what poll mode does on its timer). */
   poll(): Promise<void>;
   /** Loads (or reloads) one model from its directory, as the repository API's load does. */
@@ -94,6 +96,8 @@ export function createRepository(
       0,
     );
   };
+  /** Whether the startup scan has been applied (until then nothing is known to be ready). */
+  let scanned = false;
   let timer: ReturnType<typeof setInterval> | undefined;
   let last = new Map<string, string>();
   let polling: Promise<void> | undefined;
@@ -137,6 +141,7 @@ export function createRepository(
     const names = (await scanRepository(root)).models.map((m) => m.name);
     if (!names.includes(defaultModel) && names.length > 0) defaultModel = names[0];
     if (config.MODEL_CONTROL_MODE !== "explicit") await rescan(true);
+    scanned = true;
     for (const { name, reason } of registry.notReady()) {
       log.error("Model {model} is not serving: {reason}", { model: name, reason });
     }
@@ -154,6 +159,7 @@ export function createRepository(
     registry,
     root,
     start,
+    notReady: () => scanned ? registry.notReady() : [{ name: root ?? defaultModel, reason: "loading" }],
     get defaultModel() {
       return defaultModel;
     },
