@@ -16,24 +16,26 @@ export const STAGES = [
 ] as const;
 export type StageName = typeof STAGES[number];
 
-/** Resolves a 300 ms objective: several buckets below it, one exactly at it. */
+/**
+ * OpenTelemetry's advisory boundaries for `http.server.request.duration`, plus 0.3: the latency
+ * objective (300 ms, docs/slo.md) must be a boundary for the SLI to count exactly.
+ */
 export const LATENCY_BUCKETS = [
+  0,
   0.005,
   0.01,
   0.025,
   0.05,
   0.075,
   0.1,
-  0.15,
-  0.2,
   0.25,
   0.3,
-  0.4,
   0.5,
   0.75,
   1,
   2.5,
   5,
+  7.5,
   10,
 ];
 const STAGE_BUCKETS = [
@@ -85,6 +87,10 @@ const WORKING_DEFAULT_METRICS = [
   "nodejs_heap_space_size_available_bytes",
 ];
 
+/** The attributes of OpenTelemetry's http.server.request.duration, as Prometheus label names. */
+const HTTP_LABELS = ["http_request_method", "http_route", "http_response_status_code", "error_type"] as const;
+export type HttpLabels = Partial<Record<typeof HTTP_LABELS[number], string>>;
+
 /** Counters the tracing and logging layers keep as plain numbers; exposed at scrape time. */
 export interface TelemetryStats {
   spansExported: number;
@@ -100,23 +106,21 @@ export function createMetrics(registry: Registry, telemetry: () => TelemetryStat
   const exemplars = { enableExemplars: true } as const;
   const m = {
     registry,
-    httpRequests: new Counter({
-      name: "http_requests_total",
-      help: "HTTP requests answered, by method, matched route and status code.",
-      labelNames: ["method", "route", "status"] as const,
-      registers: r,
-    }),
+    // OpenTelemetry's stable HTTP server metrics, as Prometheus exposes them: dots become
+    // underscores, the unit a suffix. The histogram's _count is the request counter.
     httpDuration: new Histogram({
-      name: "http_request_duration_seconds",
-      help: "Time from receiving a request to its response being ready.",
-      labelNames: ["method", "route", "status"] as const,
+      name: "http_server_request_duration_seconds",
+      help:
+        "Duration of HTTP server requests, from receiving the request to its response being ready (OpenTelemetry http.server.request.duration).",
+      labelNames: HTTP_LABELS,
       buckets: LATENCY_BUCKETS,
       registers: r,
       ...exemplars,
     }),
-    httpInFlight: new Gauge({
-      name: "http_requests_in_flight",
-      help: "Requests being handled right now.",
+    httpActive: new Gauge({
+      name: "http_server_active_requests",
+      help: "HTTP server requests being handled right now (OpenTelemetry http.server.active_requests).",
+      labelNames: ["http_request_method"] as const,
       registers: r,
     }),
     connectionsOpen: new Gauge({
@@ -375,4 +379,37 @@ const renderQueue = new WeakMap<Registry, Promise<unknown>>();
  */
 export function exemplarLabels(labels: Record<string, string> | undefined): Record<never, never> | undefined {
   return labels;
+}
+
+/**
+ * The labels of one request's observation: OpenTelemetry's attributes, with `error_type` set as its
+ * HTTP conventions say for a server: the status code, when the status is 5xx.
+ */
+export function httpLabels(method: string, route: string, status: number): HttpLabels {
+  const code = String(status);
+  return {
+    http_request_method: method,
+    http_route: route,
+    http_response_status_code: code,
+    ...(status >= 500 && { error_type: code }),
+  };
+}
+
+/**
+ * Creates, at zero, the request series an alert or a dashboard reads, so `rate()`,
+ * `increase()` and `absent()` answer before the first request of each kind.
+ */
+export function primeHttpSeries(
+  metrics: Metrics,
+  routes: ReadonlyArray<{ method: string; route: string }>,
+  statuses: readonly number[],
+): void {
+  for (const { method, route } of routes) {
+    for (const status of statuses) metrics.httpDuration.zero(httpLabels(method, route, status));
+  }
+}
+
+/** Creates each refusal reason's counter at zero (see primeHttpSeries). */
+export function primeRejections(metrics: Metrics, reasons: Iterable<string>): void {
+  for (const reason of reasons) metrics.rejected.inc({ reason }, 0);
 }

@@ -11,7 +11,7 @@ import type { MiddlewareHandler } from "@hono/hono";
 import { matchedRoutes } from "@hono/hono/route";
 import { context as otelContext, ROOT_CONTEXT, type Span, trace, TraceFlags } from "@opentelemetry/api";
 import { logger, withContext } from "./logger.ts";
-import { exemplarLabels, type Metrics } from "./metrics.ts";
+import { exemplarLabels, httpLabels, type Metrics } from "./metrics.ts";
 import { propagator, SpanKind, SpanStatusCode } from "./otel.ts";
 import { RequestStages } from "./stages.ts";
 import { recordSafely } from "./telemetry_guard.ts";
@@ -110,7 +110,8 @@ export function observability(options: ObservabilityOptions): MiddlewareHandler<
     c.set("rejectReason", undefined);
     c.set("stages", stages);
     c.set("span", span);
-    recordSafely("http_in_flight", [], () => metrics.httpInFlight.inc());
+    const active = { http_request_method: method };
+    recordSafely("http_in_flight", [], () => metrics.httpActive.inc(active));
 
     const logContext = { request_id: requestId, trace_id: spanContext.traceId, span_id: spanContext.spanId };
     await otelContext.with(trace.setSpan(parent, span), () =>
@@ -144,17 +145,15 @@ export function observability(options: ObservabilityOptions): MiddlewareHandler<
             }
             if (reason) span.setAttribute("inference_gateway.reject_reason", reason);
 
-            const labels = { method, route, status: String(status) };
             const kept = sampled || status >= 500 || durationMs > latencyObjectiveMs;
-            metrics.httpRequests.inc(labels);
             metrics.httpDuration.observe({
-              labels,
+              labels: httpLabels(method, route, status),
               value: durationMs / 1000,
               exemplarLabels: exemplarLabels(kept ? exemplar : undefined),
             });
             if (reason) metrics.rejected.inc({ reason });
           });
-          recordSafely("http_in_flight", [], () => metrics.httpInFlight.dec());
+          recordSafely("http_in_flight", [], () => metrics.httpActive.dec(active));
           span.end();
 
           const fields = {

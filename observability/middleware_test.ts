@@ -180,6 +180,40 @@ Deno.test("traces", async (t) => {
   });
 });
 
+Deno.test("the series the SLOs and dashboards read exist at zero before the first request", async () => {
+  await captureLogs("info");
+  const config = testConfig();
+  const { telemetry } = testTelemetry(config);
+  const app = createApp({ config, state: new ModelState(), telemetry });
+  const text = await (await app.request("/metrics")).text();
+  for (const route of ["/predict", "/v2/models/:name/infer", "/v2/models/:name/versions/:version/infer"]) {
+    const labels = `http_request_method="POST",http_route="${route.replaceAll("/", "\\/")}"`;
+    assert.match(text, new RegExp(`_count\\{${labels},http_response_status_code="200"\\} 0$`, "m"), route);
+    for (const status of ["500", "503", "504"]) {
+      assert.match(
+        text,
+        new RegExp(
+          `_count\\{${labels},http_response_status_code="${status}",error_type="${status}"\\} 0$`,
+          "m",
+        ),
+        `${route} ${status}`,
+      );
+    }
+    // The latency SLI's boundary is among the zeroed buckets.
+    assert.match(
+      text,
+      new RegExp(`_bucket\\{le="0\\.3",${labels},http_response_status_code="200"\\} 0$`, "m"),
+    );
+  }
+  for (const reason of ["overloaded", "timeout", "not_ready", "internal", "too_large"]) {
+    assert.match(text, new RegExp(`^requests_rejected_total\\{reason="${reason}"\\} 0$`, "m"), reason);
+  }
+  // Nothing else is created ahead (the scrape itself is recorded after it renders).
+  const counts = text.split("\n").filter((l) => l.startsWith("http_server_request_duration_seconds_count{"));
+  assert.equal(counts.length, 3 * 4);
+  assert.ok(counts.every((l) => l.endsWith(" 0")), counts.join("\n"));
+});
+
 Deno.test("metrics", async (t) => {
   await captureLogs("info");
   const { app } = await readyApp();
@@ -196,9 +230,8 @@ Deno.test("metrics", async (t) => {
     const text = await res.text();
     for (
       const name of [
-        "http_requests_total",
-        "http_request_duration_seconds_bucket",
-        "http_requests_in_flight",
+        "http_server_request_duration_seconds_bucket",
+        "http_server_active_requests",
         "inference_stage_duration_seconds_bucket",
         "requests_rejected_total",
         "image_input_bytes_bucket",
@@ -225,13 +258,12 @@ Deno.test("metrics", async (t) => {
     // The objective (300 ms) is a bucket boundary, so the latency SLI is exact.
     assert.match(
       text,
-      /http_request_duration_seconds_bucket\{le="0\.3",method="POST",route="\/predict",status="200"\}/,
+      /http_server_request_duration_seconds_bucket\{le="0\.3",http_request_method="POST",http_route="\/predict",http_response_status_code="200"\}/,
     );
     assert.match(
       text,
-      /http_request_duration_seconds_count\{method="POST",route="\/predict",status="200"\} 2/,
+      /http_server_request_duration_seconds_count\{http_request_method="POST",http_route="\/predict",http_response_status_code="200"\} 2/,
     );
-    assert.match(text, /http_requests_total\{method="POST",route="\/predict",status="200"\} 2/);
     assert.match(text, /requests_rejected_total\{reason="unsupported_media_type"\} 1/);
     assert.match(text, /requests_rejected_total\{reason="missing_file"\} 1/);
     // Every request reads its body; only the two valid images reach the later stages.
@@ -255,7 +287,7 @@ Deno.test("metrics", async (t) => {
     const text = await res.text();
     assert.match(
       text,
-      /http_request_duration_seconds_bucket\{.*\} \d+ # \{trace_id="[0-9a-f]{32}",span_id="[0-9a-f]{16}"\}/,
+      /http_server_request_duration_seconds_bucket\{.*\} \d+ # \{trace_id="[0-9a-f]{32}",span_id="[0-9a-f]{16}"\}/,
     );
     assert.match(text, /inference_stage_duration_seconds_bucket\{.*\} \d+ # \{trace_id="[0-9a-f]{32}"/);
     assert.ok(text.trimEnd().endsWith("# EOF"));
@@ -266,11 +298,13 @@ Deno.test("metrics", async (t) => {
       await (await app.request(`/${crypto.randomUUID()}/${i}`)).body?.cancel();
     }
     const text = await (await app.request("/metrics")).text();
-    const series = text.split("\n").filter((l) => l.startsWith("http_requests_total{"));
-    assert.ok(series.length < 12, `${series.length} series`);
+    const routes = new Set(text.match(/(?<=_count\{[^}]*http_route=")[^"]+/g));
+    assert.ok(routes.size < 8, [...routes].join(", "));
     assert.match(
       text,
-      new RegExp(`http_requests_total\\{method="GET",route="${UNMATCHED_ROUTE}",status="404"\\} 1000`),
+      new RegExp(
+        `_count\\{http_request_method="GET",http_route="${UNMATCHED_ROUTE}",http_response_status_code="404"\\} 1000`,
+      ),
     );
   });
 });

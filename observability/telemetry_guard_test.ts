@@ -65,7 +65,7 @@ Deno.test("telemetry that throws or gets NaN never fails a request", async (t) =
   metrics.queueDepth.set = boom;
   metrics.batchSize.observe = boom;
   metrics.stageDuration.observe = boom;
-  metrics.httpRequests.inc = boom;
+  metrics.httpDuration.observe = boom;
   const coffee = await fixture("images/coffee.jpg");
 
   await t.step("the classifier answers when its hooks throw", async () => {

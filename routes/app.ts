@@ -10,6 +10,7 @@ import type { Config } from "../config.ts";
 import type { ModelState } from "../model/state.ts";
 import type { Repository } from "../model/repository/repository.ts";
 import { logger } from "../observability/logger.ts";
+import { primeHttpSeries, primeRejections } from "../observability/metrics.ts";
 import { observability } from "../observability/middleware.ts";
 import type { Telemetry } from "../observability/telemetry.ts";
 import { corsMiddleware } from "./cors.ts";
@@ -20,6 +21,16 @@ import { registerPredict } from "./predict.ts";
 import { asProblem, ProblemError, problemResponse, PROBLEMS } from "./problem.ts";
 import type { AppEnv } from "./types.ts";
 import { v2App } from "./v2.ts";
+
+/** The routes the SLOs count (the `http_route` matcher of deploy/prometheus/rules/). */
+export const PREDICTION_ROUTES = [
+  { method: "POST", route: "/predict" },
+  { method: "POST", route: "/v2/models/:name/infer" },
+  { method: "POST", route: "/v2/models/:name/versions/:version/infer" },
+] as const;
+
+/** What the SLIs tell apart: success, and every server error the gateway answers. */
+const SLI_STATUSES = [200, ...new Set(Object.values(PROBLEMS).map((p) => p.status).filter((s) => s >= 500))];
 
 export interface AppDeps {
   config: Config;
@@ -57,6 +68,9 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     v8: build.v8,
     typescript: build.typescript,
   }, 1);
+
+  primeHttpSeries(metrics, PREDICTION_ROUTES, SLI_STATUSES);
+  primeRejections(metrics, new Set(Object.values(PROBLEMS).map((p) => p.reason)));
 
   app.use("*", observability({ ...telemetry, latencyObjectiveMs: config.LATENCY_OBJECTIVE_MS }));
   if (config.CORS_ORIGINS) app.use("*", corsMiddleware(config.CORS_ORIGINS));

@@ -77,7 +77,10 @@ Deno.test("CORS_ORIGINS lists the origins allowed to call the API", async (t) =>
   await t.step("an unmatched path is still counted as route=unmatched", async () => {
     await (await app.request("/nope", { headers: { origin: PAGE } })).body?.cancel();
     const metrics = await (await app.request("/metrics")).text();
-    assert.match(metrics, /http_requests_total\{method="GET",route="unmatched",status="404"\} 1/);
+    assert.match(
+      metrics,
+      /http_server_request_duration_seconds_count\{http_request_method="GET",http_route="unmatched",http_response_status_code="404"\} 1/,
+    );
   });
 });
 

@@ -291,11 +291,11 @@ Deno.test("Open Inference Protocol v2", async (t) => {
     const metrics = await (await app.request("/metrics")).text();
     assert.match(
       metrics,
-      /http_requests_total\{method="POST",route="\/v2\/models\/:name\/infer",status="200"\} \d+/,
+      /http_server_request_duration_seconds_count\{http_request_method="POST",http_route="\/v2\/models\/:name\/infer",http_response_status_code="200"\} \d+/,
     );
     assert.match(
       metrics,
-      /http_requests_total\{method="POST",route="\/v2\/models\/:name\/infer",status="400"\} \d+/,
+      /http_server_request_duration_seconds_count\{http_request_method="POST",http_route="\/v2\/models\/:name\/infer",http_response_status_code="400"\} \d+/,
     );
   });
 });

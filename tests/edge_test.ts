@@ -156,7 +156,10 @@ Deno.test("deno task start:edge serves the model built in memory, and writes not
 
     await t.step("the same metrics as the native profile", async () => {
       const text = await (await fetch(`${base}/metrics`)).text();
-      assert.match(text, /^http_requests_total\{method="POST",route="\/predict",status="200"\} 1$/m);
+      assert.match(
+        text,
+        /^http_server_request_duration_seconds_count\{http_request_method="POST",http_route="\/predict",http_response_status_code="200"\} 1$/m,
+      );
       assert.match(text, /^inference_stage_duration_seconds_count\{stage="inference"\} 2$/m);
       assert.match(text, /^model_ready 1$/m);
       // Both runtimes report the same runtime_version; the runtime label tells them apart.

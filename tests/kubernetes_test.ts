@@ -259,7 +259,7 @@ Deno.test("Kubernetes manifests", async (t) => {
       const routeMatcher = (q: string) => /route=~"([^"]+)"/.exec(q)![1];
       const trigger = keda.spec.triggers[0];
       assert.equal(routeMatcher(trigger.metadata.query), routeMatcher(inFlight.metricsQuery));
-      assert.match(trigger.metadata.query, /rate\(http_request_duration_seconds_sum\{[^}]*\}\[1m\]\)/);
+      assert.match(trigger.metadata.query, /rate\(http_server_request_duration_seconds_sum\{[^}]*\}\[1m\]\)/);
       assert.equal(
         trigger.metadata.threshold,
         hpa.spec.metrics[0].pods.target.averageValue,

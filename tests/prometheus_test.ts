@@ -7,7 +7,9 @@
 import assert from "node:assert/strict";
 import { parse, stringify } from "yaml";
 import { freePort, startTask, waitReady } from "./gateway_process.ts";
-import { fixture } from "./helpers.ts";
+import { fixture, testConfig, testTelemetry } from "./helpers.ts";
+import { createApp, PREDICTION_ROUTES } from "../routes/app.ts";
+import { ModelState } from "../model/state.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const PROM_DIR = new URL("deploy/prometheus/", ROOT);
@@ -37,6 +39,20 @@ for (const file of ["burn_rate_fast.test.yml", "burn_rate_slow.test.yml", "signa
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
+
+Deno.test("the SLIs count exactly the prediction routes the app primes and serves", async () => {
+  const text = await Deno.readTextFile(new URL("rules/inference-gateway.rules.yml", PROM_DIR));
+  const matchers = new Set(text.match(/(?<=http_route=~")[^"]+/g));
+  assert.deepEqual([...matchers], [PREDICTION_ROUTES.map((r) => r.route).join("|")]);
+  const { telemetry } = testTelemetry(testConfig());
+  const app = createApp({ config: testConfig(), state: new ModelState(), telemetry });
+  for (const { method, route } of PREDICTION_ROUTES) {
+    assert.ok(
+      app.routes.some((r) => r.method === method && r.path === route),
+      `${method} ${route} is served`,
+    );
+  }
+});
 
 function dashboardExpressions(dash: Any): Array<{ panel: string; expr: string }> {
   return dash.panels.flatMap((p: Any) =>
@@ -138,7 +154,10 @@ Deno.test("a real Prometheus with the shipped rules answers every recording rule
     assert.deepEqual(failures, []);
 
     // The traffic included failures, and the SLI saw them.
-    const errors = await query(prom, 'sum(http_requests_total{status="503"})');
+    const errors = await query(
+      prom,
+      'sum(http_server_request_duration_seconds_count{http_response_status_code="503"})',
+    );
     assert.ok(Number(errors.data.result[0]?.value[1]) > 0, "bursts produced 503s");
     const avail = await query(prom, "slo:availability_errors:ratio_rate5m");
     assert.ok(Number(avail.data.result[0].value[1]) > 0, "5xx spend the availability budget");
@@ -147,7 +166,7 @@ Deno.test("a real Prometheus with the shipped rules answers every recording rule
     const now = Date.now() / 1000;
     const ex = await (await fetch(
       `${prom}/api/v1/query_exemplars?query=${
-        encodeURIComponent("http_request_duration_seconds_bucket")
+        encodeURIComponent("http_server_request_duration_seconds_bucket")
       }&start=${now - 300}&end=${now}`,
     )).json();
     assert.ok(
