@@ -15,6 +15,7 @@ import {
   PrometheusRule,
   ServiceMonitor,
 } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1";
+import { AlertmanagerConfig } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1alpha1";
 import { ScaledObject } from "@kubernetes-models/keda/keda.sh/v1alpha1";
 import { type Config, CONFIG_VARIABLES, loadConfig } from "../config.ts";
 
@@ -42,6 +43,7 @@ const SCHEMAS: Record<string, { new (data: Any): { validate(): void } }> = {
   "networking.k8s.io/v1/NetworkPolicy": NetworkPolicy,
   "monitoring.coreos.com/v1/ServiceMonitor": ServiceMonitor,
   "monitoring.coreos.com/v1/PrometheusRule": PrometheusRule,
+  "monitoring.coreos.com/v1alpha1/AlertmanagerConfig": AlertmanagerConfig,
   "keda.sh/v1alpha1/ScaledObject": ScaledObject,
 };
 

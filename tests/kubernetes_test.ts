@@ -149,7 +149,7 @@ Deno.test("Kubernetes manifests", async (t) => {
     assert.deepEqual(kinds(rendered["overlays/int8"]), base);
     assert.deepEqual(
       kinds(rendered["overlays/prometheus-operator"]),
-      [...base, "PrometheusRule", "ServiceMonitor"].sort(),
+      [...base, "AlertmanagerConfig", "PrometheusRule", "ServiceMonitor"].sort(),
     );
     assert.deepEqual(
       kinds(rendered["overlays/keda"]),

@@ -28,8 +28,14 @@ Deno.test("compose stack", async (t) => {
   const config = await denoConfig();
   const tasks = config.tasks;
 
-  await t.step("has the gateway, Prometheus, Jaeger and Grafana on one private network", () => {
-    assert.deepEqual(Object.keys(services).sort(), ["grafana", "inference-gateway", "jaeger", "prometheus"]);
+  await t.step("has the gateway, Prometheus, Alertmanager, Jaeger and Grafana on one private network", () => {
+    assert.deepEqual(Object.keys(services).sort(), [
+      "alertmanager",
+      "grafana",
+      "inference-gateway",
+      "jaeger",
+      "prometheus",
+    ]);
     for (const [name, s] of Object.entries<Any>(services)) {
       assert.deepEqual(s.networks, ["observability"], name);
     }
@@ -68,6 +74,22 @@ Deno.test("compose stack", async (t) => {
       "exemplars are stored",
     );
   });
+
+  await t.step(
+    "Prometheus sends alerts to the Alertmanager service, which reads the shipped routing",
+    async () => {
+      const prom: Any = parse(await read("deploy/prometheus/prometheus.yml"));
+      const targets = prom.alerting.alertmanagers.flatMap((a: Any) => a.static_configs[0].targets);
+      assert.deepEqual(targets, ["alertmanager:9093"]);
+      assert.ok(services.alertmanager.ports.includes("9093:9093"));
+      assert.ok(services.alertmanager.volumes.includes("./deploy/alertmanager:/etc/alertmanager:ro"));
+      assert.ok(services.alertmanager.command.includes("--config.file=/etc/alertmanager/alertmanager.yml"));
+      assert.ok(await exists("deploy/alertmanager/alertmanager.yml"));
+      assert.equal(services.prometheus.depends_on.alertmanager.condition, "service_healthy");
+      const scraped = prom.scrape_configs.find((j: Any) => j.job_name === "alertmanager");
+      assert.deepEqual(scraped.static_configs[0].targets, ["alertmanager:9093"]);
+    },
+  );
 
   await t.step("the gateway exports OTLP to Jaeger, which accepts OTLP/HTTP on 4318", () => {
     const env = services["inference-gateway"].environment;
@@ -155,8 +177,9 @@ Deno.test("compose stack", async (t) => {
     const alerts = rules.groups.flatMap((g: Any) => g.rules).filter((r: Any) => r.alert);
     assert.ok(alerts.length >= 9);
     for (const a of alerts) {
-      assert.equal(a.annotations.runbook_url, `docs/runbooks/${a.alert}.md`);
-      assert.ok(await exists(a.annotations.runbook_url), a.alert);
+      // A link a pager can open (deploy/runbooks.yml's base), to a runbook this repository has.
+      assert.match(a.annotations.runbook_url, new RegExp(`^https?://[^/]+/.*/${a.alert}\\.md$`));
+      assert.ok(await exists(`docs/runbooks/${a.alert}.md`), a.alert);
       assert.ok(a.labels.severity === "page" || a.labels.severity === "ticket", a.alert);
       assert.ok(a.annotations.summary, a.alert);
     }

@@ -88,7 +88,15 @@ export const PERMISSION_SETS: Readonly<Record<string, PermissionSet>> = {
     read: [".", "/usr/bin/ldd"],
     write: ["./models", "./tests/tmp"],
     ffi: ["./node_modules"],
-    run: ["deno", "promtool", "prometheus", "/usr/bin/chromium", "kubectl"],
+    run: [
+      "deno",
+      "promtool",
+      "prometheus",
+      "prometheus-alertmanager",
+      "amtool",
+      "/usr/bin/chromium",
+      "kubectl",
+    ],
   },
 };
 

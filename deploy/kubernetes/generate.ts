@@ -1,9 +1,14 @@
 /**
- * `deno task k8s:generate`: writes the two Kubernetes files that are derived
- * from another source of truth, so they cannot drift from it:
+ * `deno task k8s:generate`: writes the files that are derived from another
+ * source of truth, so they cannot drift from it:
  *
+ * - the runbook links of the rule files, promtool tests and dashboards, from
+ *   `deploy/runbooks.yml` (deploy/runbook_links.ts);
  * - `overlays/prometheus-operator/prometheusrule.yaml`, the PrometheusRule,
  *   from the rule files in `deploy/prometheus/rules/` (the ones promtool tests);
+ * - `overlays/prometheus-operator/alertmanagerconfig.yaml`, the
+ *   AlertmanagerConfig, from `deploy/alertmanager/alertmanager.yml` (the one
+ *   amtool checks and the alerting test runs), webhook URLs from a Secret;
  * - `gateway/start-command.yaml`, the server container's command: `deno task
  *   start`'s own command and permission set, with the network grant narrowed to
  *   the listeners and the collector that the ConfigMap's
@@ -12,10 +17,15 @@
  * `--check` writes nothing and exits 1 when a file is out of date.
  */
 import { parse, stringify } from "yaml";
+import { linkedFiles, readLinks, withRunbookUrls } from "../runbook_links.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 export const RULES_DIR = "deploy/prometheus/rules/";
 export const PROMETHEUS_RULE = "deploy/kubernetes/overlays/prometheus-operator/prometheusrule.yaml";
+export const ALERTMANAGER = "deploy/alertmanager/alertmanager.yml";
+export const ALERTMANAGER_CONFIG = "deploy/kubernetes/overlays/prometheus-operator/alertmanagerconfig.yaml";
+/** The Secret the cluster's operator creates, one key per receiver, each holding that receiver's webhook URL. */
+export const WEBHOOK_SECRET = "inference-gateway-alert-webhooks";
 export const START_COMMAND = "deploy/kubernetes/gateway/start-command.yaml";
 export const CONFIG_MAP = "deploy/kubernetes/gateway/configmap.yaml";
 
@@ -27,15 +37,83 @@ const read = (path: string) => Deno.readTextFile(new URL(path, ROOT));
 // deno-lint-ignore no-explicit-any
 type Any = any;
 
-/** Every rule group of `deploy/prometheus/rules/*.yml`, files in name order. */
+/** Every rule group of `deploy/prometheus/rules/*.yml`, files in name order, with current runbook links. */
 export async function ruleGroups(): Promise<Any[]> {
   const files: string[] = [];
   for await (const entry of Deno.readDir(new URL(RULES_DIR, ROOT))) {
     if (entry.isFile && /\.ya?ml$/.test(entry.name)) files.push(entry.name);
   }
+  const links = await readLinks(read);
   const groups: Any[] = [];
-  for (const file of files.sort()) groups.push(...(parse(await read(RULES_DIR + file)) as Any).groups);
+  for (const file of files.sort()) {
+    groups.push(...(parse(withRunbookUrls(await read(RULES_DIR + file), links)) as Any).groups);
+  }
   return groups;
+}
+
+/** `severity="page"` as the prometheus-operator's matcher object. */
+export function matcherObject(matcher: string): { name: string; value: string; matchType: string } {
+  const m = /^\s*([a-zA-Z_]\w*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*$/.exec(matcher);
+  if (!m) throw new Error(`Not a matcher of the form name="value": ${matcher}`);
+  return { name: m[1], value: m[3].replace(/\\(.)/g, "$1"), matchType: m[2] };
+}
+
+/** Alertmanager's routing tree in the AlertmanagerConfig's camelCase, recursively. */
+function routeObject(route: Any): Any {
+  return {
+    receiver: route.receiver,
+    ...(route.group_by && { groupBy: route.group_by }),
+    ...(route.group_wait && { groupWait: route.group_wait }),
+    ...(route.group_interval && { groupInterval: route.group_interval }),
+    ...(route.repeat_interval && { repeatInterval: route.repeat_interval }),
+    ...(route.matchers && { matchers: route.matchers.map(matcherObject) }),
+    ...(route.continue !== undefined && { continue: route.continue }),
+    ...(route.routes && { routes: route.routes.map(routeObject) }),
+  };
+}
+
+/**
+ * The shipped routing file as the prometheus-operator's AlertmanagerConfig. The routes, grouping,
+ * timings and inhibitions are the same; each webhook's URL comes from WEBHOOK_SECRET's key named
+ * after its receiver (a URL with a token is a secret). The operator adds a namespace matcher to
+ * the routes and inhibitions, so they only see this namespace's alerts.
+ */
+export async function alertmanagerConfigYaml(): Promise<string> {
+  const am: Any = parse(await read(ALERTMANAGER));
+  const config = {
+    apiVersion: "monitoring.coreos.com/v1alpha1",
+    kind: "AlertmanagerConfig",
+    metadata: {
+      name: "inference-gateway",
+      labels: {
+        "app.kubernetes.io/name": "inference-gateway",
+        "app.kubernetes.io/part-of": "inference-gateway",
+      },
+    },
+    spec: {
+      route: routeObject(am.route),
+      inhibitRules: (am.inhibit_rules ?? []).map((r: Any) => ({
+        sourceMatch: r.source_matchers.map(matcherObject),
+        targetMatch: r.target_matchers.map(matcherObject),
+        equal: r.equal,
+      })),
+      receivers: am.receivers.map((r: Any) => {
+        if (Object.keys(r).some((k) => k !== "name" && k !== "webhook_configs")) {
+          throw new Error(`${ALERTMANAGER}: receiver ${r.name} has more than webhook_configs`);
+        }
+        return {
+          name: r.name,
+          webhookConfigs: (r.webhook_configs ?? []).map((w: Any) => ({
+            urlSecret: { name: WEBHOOK_SECRET, key: r.name },
+            sendResolved: w.send_resolved ?? true,
+          })),
+        };
+      }),
+    },
+  };
+  return "# Generated by `deno task k8s:generate` from deploy/alertmanager/alertmanager.yml: edit that, not this.\n" +
+    `# The webhook URLs come from the Secret ${WEBHOOK_SECRET} (one key per receiver), which you create.\n` +
+    stringify(config, { lineWidth: 0 });
 }
 
 export async function prometheusRuleYaml(): Promise<string> {
@@ -122,7 +200,9 @@ export async function startCommandYaml(): Promise<string> {
 /** Every generated file's path and the content it should have. */
 export async function generated(): Promise<Array<{ path: string; text: string }>> {
   return [
+    ...await linkedFiles(read, ROOT),
     { path: PROMETHEUS_RULE, text: await prometheusRuleYaml() },
+    { path: ALERTMANAGER_CONFIG, text: await alertmanagerConfigYaml() },
     { path: START_COMMAND, text: await startCommandYaml() },
   ];
 }

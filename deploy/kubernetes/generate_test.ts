@@ -1,14 +1,18 @@
 import assert from "node:assert/strict";
 import { parse } from "yaml";
 import {
+  ALERTMANAGER,
+  ALERTMANAGER_CONFIG,
   collectorHost,
   generated,
+  matcherObject,
   podCommand,
   PROMETHEUS_RULE,
   ruleGroups,
   START_COMMAND,
   startTaskNet,
   startTaskWords,
+  WEBHOOK_SECRET,
 } from "./generate.ts";
 
 const ROOT = new URL("../../", import.meta.url);
@@ -53,5 +57,44 @@ Deno.test("generated Kubernetes files", async (t) => {
       granted.includes("github.com") && !hosts.includes("github.com"),
       "the server does not download",
     );
+  });
+
+  await t.step("the AlertmanagerConfig routes, groups and inhibits exactly as alertmanager.yml", async () => {
+    const am: Any = parse(await read(ALERTMANAGER));
+    const config: Any = parse(await read(ALERTMANAGER_CONFIG));
+    assert.equal(config.kind, "AlertmanagerConfig");
+    const { route, inhibitRules, receivers } = config.spec;
+    assert.equal(route.receiver, am.route.receiver);
+    assert.deepEqual(route.groupBy, ["alertname", "instance"]);
+    assert.deepEqual(
+      route.routes.map((r: Any) => [r.receiver, r.matchers, r.repeatInterval]),
+      am.route.routes.map((r: Any) => [r.receiver, r.matchers.map(matcherObject), r.repeat_interval]),
+    );
+    assert.equal(inhibitRules.length, am.inhibit_rules.length);
+    assert.deepEqual(inhibitRules[0], {
+      sourceMatch: [{ name: "alertname", value: "InferenceModelNotReady", matchType: "=" }],
+      targetMatch: [{ name: "slo", value: "availability|latency", matchType: "=~" }],
+      equal: ["instance"],
+    });
+    // Webhook URLs are secrets: none is written into the manifest.
+    assert.deepEqual(receivers.map((r: Any) => r.name), am.receivers.map((r: Any) => r.name));
+    for (const r of receivers) {
+      assert.deepEqual(r.webhookConfigs, [{
+        urlSecret: { name: WEBHOOK_SECRET, key: r.name },
+        sendResolved: true,
+      }]);
+    }
+    assert.ok(!/https?:\/\//.test(JSON.stringify(config.spec)), "no URL in the spec");
+  });
+
+  await t.step("matchers: every operator, escaped quotes, and anything else refused", () => {
+    assert.deepEqual(matcherObject('severity="page"'), { name: "severity", value: "page", matchType: "=" });
+    assert.deepEqual(matcherObject('a!="b"'), { name: "a", value: "b", matchType: "!=" });
+    assert.deepEqual(matcherObject('slo=~"x|y"'), { name: "slo", value: "x|y", matchType: "=~" });
+    assert.deepEqual(matcherObject(' a !~ "" '), { name: "a", value: "", matchType: "!~" });
+    assert.deepEqual(matcherObject('a="say \\"hi\\""'), { name: "a", value: 'say "hi"', matchType: "=" });
+    for (const bad of ["severity=page", 'a=="b"', '="b"', 'a="b', '1a="b"', 'a="b" c']) {
+      assert.throws(() => matcherObject(bad), /Not a matcher/, bad);
+    }
   });
 });
