@@ -8,7 +8,11 @@ import { z } from "@hono/zod-openapi";
 import type { ImageFormat } from "../image/image_header.ts";
 import { type ProblemCode, PROBLEMS } from "./problem.ts";
 import { CONTROL_MODES } from "../config.ts";
-import { VERSION_STATES } from "../model/repository/version_state.ts";
+import {
+  UNAVAILABLE_REASONS,
+  type UnavailableReason,
+  VERSION_STATES,
+} from "../model/repository/version_state.ts";
 
 /**
  * The image formats the gateway decodes, with their media types. Typed by the
@@ -151,6 +155,10 @@ export const repositoryEntry = z.object({
   version: z.string(),
   state: z.enum(VERSION_STATES),
   reason: z.string().meta({ description: "Why it is UNAVAILABLE; empty otherwise" }),
+  code: z.enum(Object.keys(UNAVAILABLE_REASONS) as [UnavailableReason, ...UnavailableReason[]]).optional()
+    .meta({
+      description: "The reason as a code: corrupt_file, wrong_shape, int8_gate, memory_limit, ...",
+    }),
 }).meta({ id: "RepositoryIndexEntry" });
 
 export const readyResponse = z.object({

@@ -81,6 +81,8 @@ export interface IndexEntry {
   version: string;
   state: VersionState;
   reason: string;
+  /** Why it is UNAVAILABLE, as a catalogued code (the reason is its text, with details). */
+  code?: UnavailableReason;
 }
 
 /** What the registry reports, as callbacks (observability builds them); each runs through the telemetry guard. */
@@ -237,7 +239,13 @@ export class ModelRegistry {
         continue;
       }
       for (const v of [...m.versions.values()].sort((a, b) => a.order - b.order)) {
-        out.push({ name, version: v.version, state: v.state, reason: v.detail ?? "" });
+        out.push({
+          name,
+          version: v.version,
+          state: v.state,
+          reason: v.detail ?? "",
+          ...(v.state === "UNAVAILABLE" && v.reason ? { code: v.reason } : {}),
+        });
       }
     }
     return out;
