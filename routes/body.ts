@@ -4,7 +4,7 @@
  * whole) and a deadline for the whole body (a client trickling bytes cannot
  * hold its queue place and buffers forever).
  */
-import type { ConnectionInfo } from "../server/serve.ts";
+import type { ConnectionInfo } from "../core/connection.ts";
 import { ProblemError } from "./problem.ts";
 
 function tooLarge(limit: number): ProblemError {

@@ -1,5 +1,5 @@
 import type { ObservabilityVariables } from "../observability/middleware.ts";
-import type { ConnectionInfo } from "../server/serve.ts";
+import type { ConnectionInfo } from "../core/connection.ts";
 
 /** Hono environment shared by every route: what the server hands each request, and the middleware's variables. */
 export interface AppEnv {

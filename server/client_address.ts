@@ -13,11 +13,8 @@ export interface Cidr {
 }
 
 /** The client of a request as the access log and the server span record it. */
-export interface ClientAddress {
-  address: string;
-  /** Known for the TCP peer, and for a forwarded hop that carries one (`Forwarded: for="[::1]:4711"`). */
-  port?: number;
-}
+import type { ClientAddress } from "../core/connection.ts";
+export type { ClientAddress };
 
 /** Parses an IPv4 or IPv6 address (IPv4-mapped IPv6 becomes IPv4; brackets and zones are dropped). */
 export function parseIp(text: string): Uint8Array | undefined {

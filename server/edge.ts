@@ -6,7 +6,7 @@
 import { type Config, loadConfig } from "../config.ts";
 import type { ModelState } from "../model/state.ts";
 import { clientAddress, type TrustedProxies } from "./client_address.ts";
-import type { ConnectionInfo } from "./serve.ts";
+import type { ConnectionInfo } from "../core/connection.ts";
 
 /**
  * The configuration with the edge profile's defaults for what the operator

@@ -3,7 +3,7 @@ import { ConfigError } from "../config.ts";
 import { ModelState } from "../model/state.ts";
 import { TrustedProxies } from "./client_address.ts";
 import { edgeConfig, edgeFetch } from "./edge.ts";
-import type { ConnectionInfo } from "./serve.ts";
+import type { ConnectionInfo } from "../core/connection.ts";
 
 Deno.test("the edge profile's configuration", async (t) => {
   await t.step("defaults to the WASM backend, inline, and otherwise to the gateway's defaults", () => {

@@ -7,24 +7,11 @@ import type { Config } from "../config.ts";
 import type { ModelState } from "../model/state.ts";
 import { logger } from "../observability/logger.ts";
 import type { Telemetry } from "../observability/telemetry.ts";
-import { type ClientAddress, clientAddress, TrustedProxies } from "./client_address.ts";
+import type { ConnectionInfo } from "../core/connection.ts";
+import { clientAddress, TrustedProxies } from "./client_address.ts";
 import type { ConnectionGuard, RefusalReason } from "./connection_guard.ts";
 import { guardConnectionsInWorker } from "./guard_thread.ts";
 import { problemResponse } from "../routes/problem.ts";
-
-/** What the app is told about a request's connection. */
-export interface ConnectionInfo {
-  /** The other end of the client's TCP connection, as the guard saw it. */
-  remoteAddr: Deno.NetAddr;
-  /** The client: that peer, or the one a trusted proxy's forwarding header names. */
-  client: ClientAddress;
-  /**
-   * Aborts when the client leaves before its answer, so its queued work is dropped. From the guard:
-   * never request.signal, which Deno 2.9 also aborts after every answer (printing a notice when it is
-   * read) and which misses a client that leaves after sending a photo-sized body.
-   */
-  clientGone?: AbortSignal;
-}
 
 export interface ServerDeps {
   config: Config;
