@@ -118,6 +118,7 @@ export class Batcher {
   #idleWaiters: Array<() => void> = [];
   /** Admitted requests still being read or decoded; they count against maxQueue. */
   #reserved = 0;
+  readonly #executions = new Map<number, { count: number; ms: number }>();
 
   constructor(runners: ModelRunner[], options: BatcherOptions) {
     this.#runners = [...runners];
@@ -147,6 +148,11 @@ export class Batcher {
         this.#notifyIdle();
       }
     });
+  }
+
+  /** Successful runs so far by batch size, with their total duration (Triton's statistics report them). */
+  get executions(): ReadonlyMap<number, { readonly count: number; readonly ms: number }> {
+    return this.#executions;
   }
 
   get runners(): readonly ModelRunner[] {
@@ -263,8 +269,11 @@ export class Batcher {
       links,
       attributes: { "inference.batch_size": n },
     }, ROOT_CONTEXT);
+    const started = performance.now();
     runner.run(input, n).then(
       (output) => {
+        const e = this.#executions.get(n) ?? { count: 0, ms: 0 };
+        this.#executions.set(n, { count: e.count + 1, ms: e.ms + performance.now() - started });
         const classes = this.#options.classes;
         for (let i = 0; i < n; i++) {
           jobs[i].resolve({ row: output.slice(i * classes, (i + 1) * classes), batchSize: n });

@@ -20,7 +20,9 @@ import { readPage, registerPage, WEB_DIR } from "./page.ts";
 import { registerPredict } from "./predict.ts";
 import { asProblem, ProblemError, problemResponse, PROBLEMS } from "./problem.ts";
 import type { AppEnv } from "./types.ts";
-import { v2App } from "./v2.ts";
+import { V2_PREFIX, v2App, v2Unmatched } from "./v2/app.ts";
+import { fixedCatalog } from "../serving/models.ts";
+import { ModelStatistics } from "../serving/stats.ts";
 
 /** The routes the SLOs count (the `http_route` matcher of deploy/prometheus/rules/). */
 export const PREDICTION_ROUTES = [
@@ -83,8 +85,13 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     beforeScrape: () => refreshModelMetrics(deps),
     repository: deps.repository,
   });
-  registerPredict(app, config, state, metrics);
-  app.route("/v2", v2App({ config, state, metrics, version: build.version }));
+  const models = fixedCatalog(config.MODEL_NAME, state);
+  const statistics = new ModelStatistics();
+  registerPredict(app, { config, state, metrics, statistics });
+  const v2Deps = { config, models, metrics, statistics, version: build.version };
+  const v2 = v2App(v2Deps);
+  app.route(V2_PREFIX, v2);
+  const unmatchedV2 = v2Unmatched(v2, v2Deps);
   registerPage(app, readPage(deps.webDir ?? WEB_DIR));
   registerDocs(app, build.version);
   app.all("/predict", (c) => {
@@ -94,7 +101,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   });
 
   app.notFound((c) =>
-    problemResponse("not_found", `No route for ${c.req.method} ${c.req.path}`, {
+    unmatchedV2(c) ?? problemResponse("not_found", `No route for ${c.req.method} ${c.req.path}`, {
       instance: c.req.path,
       requestId: c.get("requestId"),
     })

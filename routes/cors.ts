@@ -6,7 +6,7 @@
  */
 import type { MiddlewareHandler } from "@hono/hono";
 import { cors } from "@hono/hono/cors";
-import { HEADER_LENGTH } from "./v2_binary.ts";
+import { HEADER_LENGTH } from "./v2/binary.ts";
 
 /** Response headers a cross-origin page may read. */
 export const EXPOSED_HEADERS = ["X-Request-ID", "traceparent", "Server-Timing", "Retry-After", HEADER_LENGTH];

@@ -6,18 +6,18 @@
 import { createRoute, type OpenAPIHono, type RouteHandler } from "@hono/zod-openapi";
 import type { Context } from "@hono/hono";
 import type { Config } from "../config.ts";
-import type { Admission } from "../model/batcher.ts";
-import type { Classification, Classifier } from "../model/classifier.ts";
+import type { Classification } from "../model/classifier.ts";
 import { ImageHeaderError, readImageHeader } from "../image/image_header.ts";
 import type { ModelState } from "../model/state.ts";
 import { SYNTHETIC_WEIGHTS_WARNING } from "../model/runner.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { recordSafely } from "../observability/telemetry_guard.ts";
-import type { RequestStages } from "../observability/stages.ts";
 import { clientSignal, readBodyLimited } from "./body.ts";
-import { finiteOutput, NonFiniteOutputError } from "./model_output.ts";
+import { runInference } from "../serving/infer.ts";
+import { IMAGE_MODEL_SUFFIX } from "../serving/models.ts";
+import type { ModelStatistics } from "../serving/stats.ts";
 import { type MediaType, MultipartError, parseMediaType, parseMultipart } from "./multipart.ts";
-import { asProblem, NOT_READY_RETRY_AFTER, problemBody, ProblemError, PROBLEMS } from "./problem.ts";
+import { asProblem, problemBody, ProblemError, PROBLEMS } from "./problem.ts";
 import {
   IMAGE_MEDIA_TYPES,
   predictBatchResponse,
@@ -199,121 +199,101 @@ function looksLikeImage(bytes: Uint8Array): boolean {
   return true;
 }
 
-async function classifyOne(
-  c: Context<AppEnv>,
-  config: Config,
-  classifier: Classifier,
-  metrics: Metrics,
-  upload: Upload,
-  k: number,
-  stages: RequestStages,
-  admission: Admission,
-): Promise<Classification> {
-  const result = await classifier.classify(upload.bytes, k, stages, {
-    admission,
-    signal: clientSignal(c),
-    timeoutMs: config.REQUEST_TIMEOUT_MS,
-  });
-  if (!finiteOutput(result)) throw new NonFiniteOutputError(classifier.info.name);
-  const confidence = result.top[0].confidence;
-  recordSafely("prediction_confidence", [confidence], () => metrics.confidence.observe(confidence));
-  return result;
+export interface PredictDeps {
+  config: Config;
+  state: ModelState;
+  metrics: Metrics;
+  /** /predict's images are counted as the image model's (serving/models.ts), which they are. */
+  statistics?: ModelStatistics;
 }
 
 function predictHandler(
-  config: Config,
-  state: ModelState,
-  metrics: Metrics,
+  { config, state, metrics, statistics }: PredictDeps,
 ): RouteHandler<typeof predictRoute, AppEnv> {
   return async function predict(c) {
     const started = performance.now();
     const k = c.req.valid("query").top_k ?? config.TOP_K;
-    const classifier = state.serving;
-    if (!classifier) {
-      throw new ProblemError("not_ready", `The model is ${state.status}; retry shortly`, {
-        "retry-after": NOT_READY_RETRY_AFTER,
-      });
-    }
     const stages = c.get("stages");
-    // Take a queue place before reading the body: when full, refuse before spending anything.
-    const admissions = [classifier.admit()];
-    try {
-      const images = await stages.run("read_body", async (annotate) => {
-        const list = await uploads(c, config);
-        annotate({ "http.request.body.size": c.get("bytesIn"), "images.count": list.length });
-        return list;
-      });
-      admissions.push(...classifier.admitAll(images.length - 1));
-      const info = classifier.info;
-      const head = {
-        request_id: c.get("requestId"),
-        model: {
-          name: info.name,
-          version: info.version,
-          weights: info.weights,
-          precision: info.precision,
-          sha256: info.sha256,
-        },
+    const answer = await runInference({
+      state,
+      model: config.MODEL_NAME,
+      stages,
+      signal: clientSignal(c),
+      timeoutMs: config.REQUEST_TIMEOUT_MS,
+      onConfidence: (v) => metrics.confidence.observe(v),
+      ...(statistics
+        ? { statistics: { table: statistics, model: config.MODEL_NAME + IMAGE_MODEL_SUFFIX } }
+        : {}),
+      read: () =>
+        stages.run("read_body", async (annotate) => {
+          const images = await uploads(c, config);
+          annotate({ "http.request.body.size": c.get("bytesIn"), "images.count": images.length });
+          return { images, k, inputs: images.map((img) => ({ kind: "image" as const, bytes: img.bytes })) };
+        }),
+    });
+    const info = answer.classifier.info;
+    const { images } = answer.request;
+    const head = {
+      request_id: c.get("requestId"),
+      model: {
+        name: info.name,
+        version: info.version,
         weights: info.weights,
-        ...(info.weights === "synthetic" ? { warning: SYNTHETIC_WEIGHTS_WARNING } : {}),
-      };
-      const round = (ms: number | undefined) => +(ms ?? 0).toFixed(3);
+        precision: info.precision,
+        sha256: info.sha256,
+      },
+      weights: info.weights,
+      ...(info.weights === "synthetic" ? { warning: SYNTHETIC_WEIGHTS_WARNING } : {}),
+    };
+    const round = (ms: number | undefined) => +(ms ?? 0).toFixed(3);
 
-      if (images.length === 1) {
-        const result = await classifyOne(c, config, classifier, metrics, images[0], k, stages, admissions[0]);
-        const t = stages.timings;
-        return c.json({
-          ...head,
-          prediction: result.top[0],
-          top_k: result.top,
-          image: result.image,
-          timings_ms: {
-            read_body: round(t.read_body),
-            decode: round(t.decode),
-            preprocess: round(t.preprocess),
-            queue_wait: round(t.queue_wait),
-            inference: round(t.inference),
-            postprocess: round(t.postprocess),
-            total: round(performance.now() - started),
-          },
-          inference_time_ms: round(t.inference),
-        }, 200);
-      }
-
-      // Several images: each succeeds or fails on its own; the answer keeps their order.
-      const settled = await Promise.allSettled(
-        images.map((img, i) => classifyOne(c, config, classifier, metrics, img, k, stages, admissions[i])),
-      );
-      const results = settled.map((s, index) => {
-        const filename = images[index].filename;
-        if (s.status === "fulfilled") {
-          return { index, filename, prediction: s.value.top[0], top_k: s.value.top, image: s.value.image };
-        }
-        const problem = asProblem(s.reason);
-        if (!(problem instanceof ProblemError)) throw s.reason;
-        recordSafely(
-          "requests_rejected",
-          [],
-          () => metrics.rejected.inc({ reason: PROBLEMS[problem.code].reason }),
-        );
-        return { index, filename, error: problemBody(problem.code, problem.detail) };
-      });
+    if (images.length === 1) {
+      const item = answer.items[0];
+      if (!item.ok) throw item.error;
+      const result = item.result as Classification;
+      const t = stages.timings;
       return c.json({
         ...head,
-        results,
-        timings_ms: { read_body: round(stages.timings.read_body), total: round(performance.now() - started) },
+        prediction: result.top[0],
+        top_k: result.top,
+        image: result.image,
+        timings_ms: {
+          read_body: round(t.read_body),
+          decode: round(t.decode),
+          preprocess: round(t.preprocess),
+          queue_wait: round(t.queue_wait),
+          inference: round(t.inference),
+          postprocess: round(t.postprocess),
+          total: round(performance.now() - started),
+        },
+        inference_time_ms: round(t.inference),
       }, 200);
-    } finally {
-      for (const a of admissions) a.release();
     }
+
+    // Several images: each succeeds or fails on its own; the answer keeps their order.
+    const results = answer.items.map((item, index) => {
+      const filename = images[index].filename;
+      if (item.ok) {
+        const r = item.result as Classification;
+        return { index, filename, prediction: r.top[0], top_k: r.top, image: r.image };
+      }
+      const problem = asProblem(item.error);
+      if (!(problem instanceof ProblemError)) throw item.error;
+      recordSafely(
+        "requests_rejected",
+        [],
+        () => metrics.rejected.inc({ reason: PROBLEMS[problem.code].reason }),
+      );
+      return { index, filename, error: problemBody(problem.code, problem.detail) };
+    });
+    return c.json({
+      ...head,
+      results,
+      timings_ms: { read_body: round(stages.timings.read_body), total: round(performance.now() - started) },
+    }, 200);
   };
 }
 
-export function registerPredict(
-  app: OpenAPIHono<AppEnv>,
-  config: Config,
-  state: ModelState,
-  metrics: Metrics,
-) {
-  app.openapi(predictRoute, predictHandler(config, state, metrics));
+export function registerPredict(app: OpenAPIHono<AppEnv>, deps: PredictDeps): void {
+  app.openapi(predictRoute, predictHandler(deps));
 }

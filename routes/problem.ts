@@ -5,6 +5,7 @@
 
 import { CancelledError, DeadlineError, DrainingError, OverloadedError } from "../model/batcher.ts";
 import { DecodeError, ImageHeaderError, PixelLimitError } from "../model/classifier.ts";
+import { ModelNotReadyError, NonFiniteOutputError } from "../serving/infer.ts";
 
 /** Stable codes, their HTTP status and title. `reason` is the rejection label metrics use. */
 export const PROBLEMS = {
@@ -21,6 +22,11 @@ export const PROBLEMS = {
     status: 415,
     title: "Unsupported image format",
     reason: "unsupported_media_type",
+  },
+  unsupported_encoding: {
+    status: 415,
+    title: "Unsupported content coding",
+    reason: "unsupported_encoding",
   },
   undecodable_image: { status: 422, title: "Image cannot be decoded", reason: "undecodable" },
   too_many_pixels: { status: 422, title: "Image has too many pixels", reason: "too_many_pixels" },
@@ -54,6 +60,13 @@ export function asProblem(err: unknown): unknown {
   }
   if (err instanceof DeadlineError) return new ProblemError("timeout", err.message);
   if (err instanceof CancelledError) return new ProblemError("client_closed", err.message);
+  if (err instanceof ModelNotReadyError) {
+    return new ProblemError("not_ready", err.message, { "retry-after": NOT_READY_RETRY_AFTER });
+  }
+  // For a tensor the client sent, the tensor is at fault; for an image the gateway prepared, it is a fault.
+  if (err instanceof NonFiniteOutputError && err.input === "tensor") {
+    return new ProblemError("bad_request", err.message);
+  }
   if (err instanceof DrainingError) {
     return new ProblemError("not_ready", err.message, { "retry-after": NOT_READY_RETRY_AFTER });
   }

@@ -4,11 +4,11 @@
  * the spec's text), with the real model.
  */
 import assert from "node:assert/strict";
-import { decodeImage } from "../image/decode.ts";
-import { readImageHeader } from "../image/image_header.ts";
-import { preprocess } from "../image/preprocess.ts";
-import { ModelState } from "../model/state.ts";
-import { NonFiniteRunner } from "../tests/broken_runner.ts";
+import { decodeImage } from "../../image/decode.ts";
+import { readImageHeader } from "../../image/image_header.ts";
+import { preprocess } from "../../image/preprocess.ts";
+import { ModelState } from "../../model/state.ts";
+import { NonFiniteRunner } from "../../tests/broken_runner.ts";
 import {
   captureLogs,
   fixture,
@@ -18,9 +18,9 @@ import {
   stateWithRunner,
   testConfig,
   testTelemetry,
-} from "../tests/helpers.ts";
-import { createApp } from "./app.ts";
-import { JPEG_MIN_DECODE_SHORT_SIDE } from "../image/prepare.ts";
+} from "../../tests/helpers.ts";
+import { createApp } from "../app.ts";
+import { JPEG_MIN_DECODE_SHORT_SIDE } from "../../image/prepare.ts";
 
 const post = (
   app: { request: (p: string, i: RequestInit) => Response | Promise<Response> },
@@ -57,20 +57,31 @@ Deno.test("Open Inference Protocol v2", async (t) => {
     assert.ok(body.extensions.includes("classification"));
   });
 
-  await t.step("health: live and ready are 200 with an empty body", async () => {
-    for (const path of ["/v2/health/live", "/v2/health/ready", "/v2/models/resnet50/ready"]) {
+  await t.step("health: live and ready answer the spec's bodies, which KServe's client reads", async () => {
+    const expected: Array<[string, unknown]> = [
+      ["/v2/health/live", { live: true }],
+      ["/v2/health/ready", { ready: true }],
+      ["/v2/models/resnet50/ready", { name: "resnet50", ready: true }],
+      ["/v2/models/resnet50-image/ready", { name: "resnet50-image", ready: true }],
+      [`/v2/models/resnet50/versions/${version}/ready`, { name: "resnet50", ready: true }],
+    ];
+    for (const [path, body] of expected) {
       const res = await app.request(path);
       assert.equal(res.status, 200, path);
-      assert.equal(await res.text(), "");
+      assert.equal(res.headers.get("content-type"), "application/json", path);
+      assert.deepEqual(await res.json(), body, path);
     }
-    assert.equal((await app.request(`/v2/models/resnet50/versions/${version}/ready`)).status, 200);
   });
 
-  await t.step("readiness is a 4xx while the model loads", async () => {
+  await t.step("readiness is a 4xx while the model loads, with ready false; liveness stays 200", async () => {
     const config = testConfig();
     const loading = createApp({ config, state: new ModelState(), ...testTelemetry(config) });
-    assert.equal((await loading.request("/v2/health/ready")).status, 400);
-    assert.equal((await loading.request("/v2/health/live")).status, 200);
+    const ready = await loading.request("/v2/health/ready");
+    assert.equal(ready.status, 400);
+    assert.deepEqual(await ready.json(), { ready: false });
+    const live = await loading.request("/v2/health/live");
+    assert.equal(live.status, 200);
+    assert.deepEqual(await live.json(), { live: true });
   });
 
   await t.step("model metadata: name, versions, platform, inputs and outputs with datatype and shape", () => {
@@ -493,11 +504,11 @@ Deno.test("while the model loads, v2 models are known and not ready", async (t) 
   const config = testConfig();
   const app = createApp({ config, state: new ModelState(), ...testTelemetry(config) });
 
-  await t.step("model ready: 400 with an empty body, as the document says", async () => {
+  await t.step("model ready: 400 with the spec's body, ready false", async () => {
     for (const name of ["resnet50", "resnet50-image"]) {
       const res = await app.request(`/v2/models/${name}/ready`);
       assert.equal(res.status, 400, name);
-      assert.equal(await res.text(), "");
+      assert.deepEqual(await res.json(), { name, ready: false });
     }
   });
 

@@ -1,0 +1,77 @@
+/**
+ * Errors in the Open Inference Protocol's terms: `{"error": "..."}` with
+ * application/json, for every answer under /v2. Gateway problems
+ * (routes/problem.ts) are translated by their code: an input problem is a 400
+ * (the protocol has no 422, and 415 means the media type of an image here),
+ * while limits, time-outs, overload and routing keep their status.
+ */
+import { asProblem, type ProblemCode, ProblemError, PROBLEMS } from "../problem.ts";
+
+/** The statuses a v2 answer can have. */
+export type V2Status = 400 | 404 | 405 | 408 | 413 | 415 | 499 | 500 | 503 | 504;
+
+/** Problems whose status carries over to the protocol as it is; every other 4xx becomes a 400. */
+const KEEPS_STATUS: ReadonlySet<ProblemCode> = new Set<ProblemCode>([
+  "not_found",
+  "method_not_allowed",
+  "body_timeout",
+  "payload_too_large",
+  "unsupported_encoding",
+  "client_closed",
+]);
+
+/** An answer in the protocol's terms. */
+export class V2Error extends Error {
+  constructor(
+    readonly status: V2Status,
+    message: string,
+    /** Rejection reason for requests_rejected_total. */
+    readonly reason: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = "V2Error";
+  }
+}
+
+export const bad = (message: string): V2Error => new V2Error(400, message, "bad_request");
+
+/** A failure of one item of a batch: the message says which. */
+export class ItemError extends Error {
+  constructor(readonly label: string, override readonly cause: unknown) {
+    // The cause's message too: a fault is logged by this error's string.
+    super(`${label}: ${cause instanceof Error ? cause.message : String(cause)}`);
+    this.name = "ItemError";
+  }
+}
+
+/** Any error in the protocol's terms, or undefined for a fault (a 500, logged). */
+export function toV2Error(err: unknown): V2Error | undefined {
+  if (err instanceof V2Error) return err;
+  const where = err instanceof ItemError ? `${err.label}: ` : "";
+  const inner = err instanceof ItemError ? err.cause : err;
+  if (inner instanceof V2Error) {
+    return new V2Error(inner.status, where + inner.message, inner.reason, inner.headers);
+  }
+  const problem = asProblem(inner);
+  if (!(problem instanceof ProblemError)) return undefined;
+  const status = problem.status >= 500 || KEEPS_STATUS.has(problem.code) ? problem.status : 400;
+  return new V2Error(
+    status as V2Status,
+    where + problem.detail,
+    PROBLEMS[problem.code].reason,
+    problem.headers,
+  );
+}
+
+/** The protocol's error body. Built by hand: 499 (client closed) is not a status Hono's c.json accepts. */
+export function v2ErrorResponse(
+  status: number,
+  message: string,
+  headers: Record<string, string> = {},
+): Response {
+  return new Response(JSON.stringify({ error: message }), {
+    status,
+    headers: { "content-type": "application/json", ...headers },
+  });
+}

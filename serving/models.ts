@@ -1,0 +1,40 @@
+/**
+ * The models this gateway serves, by name: the one list every protocol reads
+ * (v2's metadata, readiness, repository index and model list; a gRPC server's
+ * too). Today it is fixed at startup: the network under MODEL_NAME, and the
+ * same network behind image decoding under MODEL_NAME-image, sharing one
+ * model state. A model repository replaces it by implementing ModelCatalog.
+ */
+import type { ModelState } from "../model/state.ts";
+
+/** How a model takes its input: preprocessed FP32 tensors, or encoded image files. */
+export const MODEL_KINDS = ["tensor", "image"] as const;
+export type ModelKind = typeof MODEL_KINDS[number];
+
+export interface ServedModel {
+  name: string;
+  kind: ModelKind;
+  /** Loading, ready, failed or draining, and the classifier once loaded. */
+  state: ModelState;
+}
+
+export interface ModelCatalog {
+  /** Every served model, in a stable order. */
+  list(): readonly ServedModel[];
+  /** The model of that name; undefined for a name this server does not serve. */
+  find(name: string): ServedModel | undefined;
+}
+
+/** Appended to MODEL_NAME for the model that takes encoded images. */
+export const IMAGE_MODEL_SUFFIX = "-image";
+
+/** The two names of the one network this gateway loads. */
+export function fixedCatalog(modelName: string, state: ModelState): ModelCatalog {
+  const models: ServedModel[] = [
+    { name: modelName, kind: "tensor", state },
+    { name: modelName + IMAGE_MODEL_SUFFIX, kind: "image", state },
+  ];
+  // A Map: the name comes from the request, and a plain object would answer "constructor".
+  const byName = new Map(models.map((m) => [m.name, m]));
+  return { list: () => models, find: (name) => byName.get(name) };
+}
