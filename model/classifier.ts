@@ -11,7 +11,7 @@ import {
   ImageHeaderError,
   readImageHeader,
 } from "../image/image_header.ts";
-import { type ClassScore, softmaxInto, topK } from "./postprocess.ts";
+import { type ClassScore, rankClasses } from "./postprocess.ts";
 import type { Admission, Batcher } from "./batcher.ts";
 import { InlinePreprocessor, type Preprocessor } from "../image/preprocess_pool.ts";
 import type { ModelInfo } from "./runner.ts";
@@ -35,10 +35,8 @@ export class PixelLimitError extends Error {
 
 export interface Inference {
   top: ClassScore[];
-  /** The model's output row, untouched (logits for ResNet-50 exports). */
+  /** The model's output row, untouched (logits for ResNet-50 exports); `top` is ranked on it. */
   output: Float32Array;
-  /** The row as probabilities (softmax applied unless the model already ends in one). */
-  probabilities: Float32Array;
 }
 
 export interface Classification extends Inference {
@@ -242,13 +240,8 @@ export class Classifier {
       });
       return (await job).row;
     });
-    let probabilities = output;
     const top = await stages.run("postprocess", (annotate) => {
-      // A new array: the raw output stays as the model produced it (the v2 protocol returns it).
-      probabilities = info.outputsProbabilities
-        ? output
-        : softmaxInto(output, new Float32Array(output.length));
-      const ranked = topK(probabilities, k, this.#labels);
+      const ranked = rankClasses(output, k, this.#labels, info.outputsProbabilities);
       annotate({
         "prediction.class_id": ranked[0].class_id,
         "prediction.class_name": ranked[0].class_name,
@@ -256,6 +249,6 @@ export class Classifier {
       });
       return ranked;
     });
-    return { top, output, probabilities };
+    return { top, output };
   }
 }

@@ -33,26 +33,50 @@ export function isProbabilityRow(row: Float32Array, tolerance = 1e-3): boolean {
   return Math.abs(sum - 1) <= tolerance;
 }
 
-/**
- * The `k` highest scores, best first; ties keep the lower class id first. One
- * pass with a small sorted buffer: k is at most 20 and rows have 1000 entries.
- */
-export function topK(probabilities: Float32Array, k: number, labels: readonly string[]): ClassScore[] {
-  const n = Math.min(k, probabilities.length);
+/** Indices of the `k` highest values of `row`, best first; ties keep the lower index first. */
+export function topIndices(row: Float32Array, k: number): number[] {
+  const n = Math.min(k, row.length);
   const ids: number[] = [];
-  for (let i = 0; i < probabilities.length; i++) {
-    const p = probabilities[i];
-    if (ids.length === n && p <= probabilities[ids[n - 1]]) continue;
+  // One pass with a small sorted buffer: k is at most 1000 and usually 5.
+  for (let i = 0; i < row.length; i++) {
+    const v = row[i];
+    if (ids.length === n && !(v > row[ids[n - 1]])) continue;
     let j = ids.length === n ? n - 1 : ids.length;
-    while (j > 0 && probabilities[ids[j - 1]] < p) {
+    while (j > 0 && row[ids[j - 1]] < v) {
       ids[j] = ids[j - 1];
       j--;
     }
     ids[j] = i;
   }
+  return ids;
+}
+
+/**
+ * The `k` best classes of one output row, best first. Ranked on the row
+ * itself, in its own type, as Triton's classification extension says ("the
+ * n highest-valued elements ... compared using the output tensor's data
+ * type"): ranked by softmax instead, every logit more than about 104 below
+ * the largest underflows to 0 and the ties among them fall to class order.
+ * Confidences are the softmax of the row (or the row itself when the model
+ * already ends in a softmax), computed only for the classes reported.
+ */
+export function rankClasses(
+  row: Float32Array,
+  k: number,
+  labels: readonly string[],
+  rowIsProbabilities = false,
+): ClassScore[] {
+  const ids = topIndices(row, k);
+  let confidence = (id: number) => row[id];
+  if (!rowIsProbabilities && ids.length > 0) {
+    const max = row[ids[0]];
+    let sum = 0;
+    for (let i = 0; i < row.length; i++) sum += Math.exp(row[i] - max);
+    confidence = (id) => Math.exp(row[id] - max) / sum;
+  }
   return ids.map((id) => ({
     class_id: id,
     class_name: labels[id] ?? `class_${id}`,
-    confidence: probabilities[id],
+    confidence: confidence(id),
   }));
 }
