@@ -250,3 +250,101 @@ Deno.test("unbounded request lists are refused, never a 500 (issue 19 item 7, is
     );
   });
 });
+
+Deno.test("the classification extension ranks the output's values, even where softmax underflows", async () => {
+  await captureLogs("info");
+  const { app, state } = await readyApp();
+  // Every element 120: one logit leads by more than ~104, so every other probability is 0 in FP32.
+  const infer = async (outputs?: unknown[]) => {
+    const res = await app.request("/v2/models/resnet50/infer", {
+      method: "POST",
+      body: JSON.stringify({ ...tensorRequest(120), ...(outputs ? { outputs } : {}) }),
+    });
+    assert.equal(res.status, 200, await res.clone().text());
+    return (await res.json()).outputs[0].data;
+  };
+  const logits: number[] = await infer();
+  const expected = [...logits.keys()].sort((a, b) => logits[b] - logits[a] || a - b).slice(0, 3);
+  assert.ok(logits[expected[0]] - logits[expected[1]] > 104, "the logits are the issue's case");
+  const top: string[] = await infer([{ name: "logits", parameters: { classification: 3 } }]);
+  assert.deepEqual(top.map((s) => Number(s.split(":")[1])), expected);
+  assert.deepEqual(top.map((s) => Number(s.split(":")[0])), expected.map((i) => logits[i]));
+
+  // /predict's ranking is the same code: the classifier's top k for that tensor.
+  const tensor = new Float32Array(150528).fill(120);
+  const result = await state.serving!.classifyTensor(tensor, 3);
+  assert.deepEqual(result.top.map((c) => c.class_id), expected);
+  assert.ok(result.top[1].confidence > 0, "the runner-up's confidence is computed, not underflowed");
+});
+
+Deno.test("compressed requests, as Triton's client sends them with request_compression_algorithm", async (t) => {
+  await captureLogs("info");
+  const { app } = await readyApp();
+  const compress = async (text: string | Uint8Array, format: CompressionFormat) => {
+    const bytes = typeof text === "string" ? new TextEncoder().encode(text) : text;
+    const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
+      new CompressionStream(format),
+    );
+    return new Uint8Array(await new Response(stream).arrayBuffer());
+  };
+  const json = JSON.stringify(tensorRequest(0.25));
+  const plain = await (await app.request("/v2/models/resnet50/infer", { method: "POST", body: json })).json();
+
+  await t.step("v2: gzip and deflate bodies answer as the plain one", async () => {
+    for (const format of ["gzip", "deflate"] as const) {
+      const res = await app.request("/v2/models/resnet50/infer", {
+        method: "POST",
+        body: await compress(json, format),
+        headers: { "content-encoding": format },
+      });
+      assert.equal(res.status, 200, await res.clone().text());
+      assert.deepEqual((await res.json()).outputs, plain.outputs);
+    }
+  });
+
+  await t.step("v2: another coding is a 415 {error}", async () => {
+    const res = await app.request("/v2/models/resnet50/infer", {
+      method: "POST",
+      body: json,
+      headers: { "content-encoding": "br" },
+    });
+    await expectError(res, 415, /Content-Encoding "br" is not supported/);
+  });
+
+  await t.step("/predict: a gzip photo classifies as the plain one; br is a 415 problem", async () => {
+    const photo = await Deno.readFile(new URL("../../tests/fixtures/images/coffee.jpg", import.meta.url));
+    const send = async (body: Uint8Array, headers: Record<string, string>) =>
+      await app.request("/predict", {
+        method: "POST",
+        body: body as Uint8Array<ArrayBuffer>,
+        headers: { "content-type": "image/jpeg", ...headers },
+      });
+    const expected = await (await send(photo, {})).json();
+    const res = await send(await compress(photo, "gzip"), { "content-encoding": "gzip" });
+    assert.equal(res.status, 200, await res.clone().text());
+    assert.deepEqual((await res.json()).top_k, expected.top_k);
+    const refused = await send(photo, { "content-encoding": "br" });
+    assert.equal(refused.status, 415);
+    assert.equal(refused.headers.get("content-type"), "application/problem+json");
+    assert.equal((await refused.json()).code, "unsupported_encoding");
+  });
+
+  await t.step("a 1 GiB deflate bomb is a 413 and the server keeps answering", async () => {
+    const zeros = new Uint8Array(1 << 20);
+    let left = 1024;
+    const stream = new ReadableStream<Uint8Array<ArrayBuffer>>({
+      pull(controller) {
+        if (left-- > 0) controller.enqueue(zeros);
+        else controller.close();
+      },
+    }).pipeThrough(new CompressionStream("deflate"));
+    const body = new Uint8Array(await new Response(stream).arrayBuffer());
+    const res = await app.request("/v2/models/resnet50/infer", {
+      method: "POST",
+      body,
+      headers: { "content-encoding": "deflate" },
+    });
+    await expectError(res, 413, /exceeds the limit of 10485760 bytes/);
+    assert.equal((await app.request("/v2/health/ready")).status, 200);
+  });
+});
