@@ -25,10 +25,11 @@ export const DOCS_HTML = `<!doctype html>
 </html>
 `;
 
-const DOC_ASSETS: Record<string, string> = {
-  "swagger-ui.css": "text/css; charset=utf-8",
-  "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
-};
+/** A Map: the name comes from the URL, and a plain object would find "constructor" or "toString". */
+const DOC_ASSETS: ReadonlyMap<string, string> = new Map([
+  ["swagger-ui.css", "text/css; charset=utf-8"],
+  ["swagger-ui-bundle.js", "text/javascript; charset=utf-8"],
+]);
 const assetCache = new Map<string, Uint8Array<ArrayBuffer>>();
 
 /** Swagger UI's files, read once from the npm package. */
@@ -74,7 +75,7 @@ export function registerDocs(app: OpenAPIHono<AppEnv>, version: string): void {
   app.openapi(docsRoute, (c) => c.html(DOCS_HTML, 200));
   app.get("/docs/assets/:file", async (c) => {
     const file = c.req.param("file");
-    const type = DOC_ASSETS[file];
+    const type = DOC_ASSETS.get(file);
     if (!type) throw new ProblemError("not_found", `No documentation asset ${file}`);
     return c.body(await docAsset(file), 200, {
       "content-type": type,

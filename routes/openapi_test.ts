@@ -241,6 +241,14 @@ Deno.test("/openapi.json", async (t) => {
     }
     assert.equal((await app.request("/docs/assets/..%2Fpackage.json")).status, 404);
   });
+
+  await t.step("names an object inherits are not assets: 404, never a file read (issue 19)", async () => {
+    for (const name of ["constructor", "toString", "__proto__", "hasOwnProperty", "valueOf"]) {
+      const r = await app.request(`/docs/assets/${name}`);
+      assert.equal(r.status, 404, name);
+      assert.equal((await r.json()).code, "not_found");
+    }
+  });
 });
 
 /**
