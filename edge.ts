@@ -17,7 +17,8 @@ import { buildInfo } from "./routes/health.ts";
 import { TrustedProxies } from "./server/client_address.ts";
 import { edgeConfig, edgeFetch } from "./server/edge.ts";
 import { configureLogging, logger } from "./observability/logger.ts";
-import { createTelemetry, modelHooks } from "./observability/telemetry.ts";
+import { createTelemetry } from "./observability/telemetry.ts";
+import { modelHooks } from "./model/repository/metrics.ts";
 
 // A bad value stops here as in main.ts: one line naming the variable, exit 2 (the platform shows it).
 const { config, notes } = configOrExit(() => edgeConfig());

@@ -11,7 +11,8 @@ import { createApp } from "./routes/app.ts";
 import { startServer } from "./server/serve.ts";
 import { buildInfo } from "./routes/health.ts";
 import { configureLogging, logger, shutdownLogging } from "./observability/logger.ts";
-import { createTelemetry, modelHooks } from "./observability/telemetry.ts";
+import { createTelemetry } from "./observability/telemetry.ts";
+import { modelHooks } from "./model/repository/metrics.ts";
 
 const config = configOrExit();
 

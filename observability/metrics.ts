@@ -4,6 +4,7 @@
  * docs/observability.md describes each one.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { recordSafely } from "./telemetry_guard.ts";
 
 /** Stage names: the same strings name the spans and the Server-Timing entries. */
 export const STAGES = [
@@ -101,8 +102,54 @@ export interface TelemetryStats {
   dropped: ReadonlyMap<string, number>;
 }
 
-export function createMetrics(registry: Registry, telemetry: () => TelemetryStats) {
+/**
+ * What the model gauges read at scrape time. The model layer provides it, once
+ * (model/repository/metrics.ts binds it with `readModel`), so no code path can forget to update
+ * a gauge; until then the gauges say no model is ready.
+ */
+export interface ModelReadings {
+  ready: boolean;
+  loadSeconds?: number;
+  queueDepth?: number;
+  workers?: number;
+  info?: {
+    name: string;
+    version: string;
+    weights: string;
+    precision: string;
+    sha256: string;
+    runtimeVersion: string;
+    runtime: string;
+    quantization?: { accepted: boolean; top1Agreement?: number; meanAbsTop1ConfidenceDelta?: number };
+  };
+  /** Every version the model repository knows, with its state. */
+  versions?: ReadonlyArray<{ model: string; version: string; state: string }>;
+  /** Every model that should serve, and whether a version of it does. */
+  serving?: ReadonlyArray<{ model: string; ready: boolean }>;
+}
+
+/** What the catalogue reads besides the model: fixed at creation, or counted elsewhere. */
+export interface MetricSources {
+  telemetry: () => TelemetryStats;
+  /** MAX_QUEUE. */
+  queueLimit: number;
+  /** The service's version, for build_info (the runtime's versions come from Deno.version). */
+  version: string;
+}
+
+export function createMetrics(registry: Registry, { telemetry, queueLimit, version }: MetricSources) {
   const r = [registry];
+  let model: () => ModelReadings = () => ({ ready: false });
+  // A scrape must not fail because the model layer's reading threw: it counts as a dropped observation.
+  const readings = (): ModelReadings => {
+    let read: ModelReadings = { ready: false };
+    recordSafely("model_readings", [], () => read = model());
+    return read;
+  };
+  /** Sets `gauge` to a reading that exists and is finite (a NaN gauge stays NaN until the next set). */
+  const setReading = (gauge: Gauge, value: number | undefined) => {
+    if (value !== undefined) recordSafely("model_readings", [value], () => gauge.set(value));
+  };
   const exemplars = { enableExemplars: true } as const;
   const m = {
     registry,
@@ -179,16 +226,26 @@ export function createMetrics(registry: Registry, telemetry: () => TelemetryStat
       name: "inference_queue_depth",
       help: "Requests waiting for an inference runner.",
       registers: r,
+      collect() {
+        // Also set on every enqueue and dequeue (the classifier's hook); exact at each scrape.
+        setReading(this, readings().queueDepth);
+      },
     }),
     queueLimit: new Gauge({
       name: "inference_queue_limit",
       help: "MAX_QUEUE: past this depth requests are refused with 503 overloaded.",
       registers: r,
+      collect() {
+        this.set(queueLimit);
+      },
     }),
     workers: new Gauge({
       name: "inference_workers",
       help: "Inference sessions in service.",
       registers: r,
+      collect() {
+        setReading(this, readings().workers);
+      },
     }),
     workerRestarts: new Counter({
       name: "inference_worker_restarts_total",
@@ -199,11 +256,17 @@ export function createMetrics(registry: Registry, telemetry: () => TelemetryStat
       name: "model_load_duration_seconds",
       help: "Time to resolve, load and warm up the model at startup.",
       registers: r,
+      collect() {
+        setReading(this, readings().loadSeconds);
+      },
     }),
     modelReady: new Gauge({
       name: "model_ready",
       help: "1 when the model is loaded, warm and admitting requests; 0 otherwise.",
       registers: r,
+      collect() {
+        this.set(readings().ready ? 1 : 0);
+      },
     }),
     modelInfo: new Gauge({
       name: "model_info",
@@ -219,24 +282,48 @@ export function createMetrics(registry: Registry, telemetry: () => TelemetryStat
         "runtime",
       ] as const,
       registers: r,
+      collect() {
+        const info = readings().info;
+        if (!info) return;
+        this.reset();
+        this.set({
+          name: info.name,
+          version: info.version,
+          weights: info.weights,
+          precision: info.precision,
+          sha256: info.sha256,
+          runtime_version: info.runtimeVersion,
+          runtime: info.runtime,
+        }, 1);
+      },
     }),
     int8Agreement: new Gauge({
       name: "model_int8_top1_agreement_ratio",
       help:
         "MODEL_PRECISION=int8: share of held-out photos whose int8 top-1 class is the fp32 one (with synthetic weights: a property of the quantizer, not ImageNet accuracy).",
       registers: r,
+      collect() {
+        setReading(this, readings().info?.quantization?.top1Agreement);
+      },
     }),
     int8ConfidenceDelta: new Gauge({
       name: "model_int8_top1_confidence_delta_ratio",
       help:
         "MODEL_PRECISION=int8: mean absolute change of the fp32 top-1 class's probability between fp32 and int8, on held-out photos.",
       registers: r,
+      collect() {
+        setReading(this, readings().info?.quantization?.meanAbsTop1ConfidenceDelta);
+      },
     }),
     int8Accepted: new Gauge({
       name: "model_int8_accepted",
       help:
         "MODEL_PRECISION=int8: 1 when int8 is served, 0 when the quality gate refused it and fp32 is served.",
       registers: r,
+      collect() {
+        const q = readings().info?.quantization;
+        if (q) this.set(q.accepted ? 1 : 0);
+      },
     }),
     // The model repository. Labels are bounded by what the repository holds (models, their versions)
     // and by the vocabularies of model/repository/version_state.ts.
@@ -246,12 +333,24 @@ export function createMetrics(registry: Registry, telemetry: () => TelemetryStat
         "Each model version the repository knows, 1 for its state (READY, LOADING, UNLOADING, UNAVAILABLE).",
       labelNames: ["model", "version", "state"] as const,
       registers: r,
+      collect() {
+        const versions = readings().versions;
+        if (!versions) return;
+        this.reset();
+        for (const v of versions) this.set({ model: v.model, version: v.version, state: v.state }, 1);
+      },
     }),
     modelServing: new Gauge({
       name: "model_serving_ready",
       help: "For each model that should serve: 1 when a version of it is ready, 0 when none is.",
       labelNames: ["model"] as const,
       registers: r,
+      collect() {
+        const serving = readings().serving;
+        if (!serving) return;
+        this.reset();
+        for (const s of serving) this.set({ model: s.model }, s.ready ? 1 : 0);
+      },
     }),
     repositoryEvents: new Counter({
       name: "model_repository_events_total",
@@ -271,6 +370,11 @@ export function createMetrics(registry: Registry, telemetry: () => TelemetryStat
       help: "Service version and runtime versions; always 1.",
       labelNames: ["version", "deno", "v8", "typescript"] as const,
       registers: r,
+      collect() {
+        const { deno, v8, typescript } = Deno.version;
+        this.reset();
+        this.set({ version, deno, v8, typescript }, 1);
+      },
     }),
     residentMemory: new Gauge({
       name: "process_resident_memory_bytes",
@@ -323,6 +427,11 @@ export function createMetrics(registry: Registry, telemetry: () => TelemetryStat
     }),
   };
 
+  /** Binds what the model gauges read (once: model/repository/metrics.ts). */
+  const readModel = (source: () => ModelReadings) => {
+    model = source;
+  };
+
   // Default metrics go to a scratch registry; only the ones that work under Deno are kept.
   const scratch = new Registry();
   collectDefaultMetrics({ register: scratch });
@@ -330,7 +439,7 @@ export function createMetrics(registry: Registry, telemetry: () => TelemetryStat
     const metric = scratch.getSingleMetric(name);
     if (metric) registry.registerMetric(metric);
   }
-  return m;
+  return { ...m, readModel };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -20,36 +20,14 @@ export function createTelemetry(
   options: Pick<TracingOptions, "exporter" | "scheduledDelayMillis"> = {},
 ): Telemetry {
   const tracing = createTracing({ config, version, ...options });
-  const metrics = createMetrics(createRegistry(), () => ({
-    ...tracing.stats,
-    logSinkFailures: logSinkFailures.count,
-    dropped: droppedTelemetry(),
-  }));
+  const metrics = createMetrics(createRegistry(), {
+    telemetry: () => ({
+      ...tracing.stats,
+      logSinkFailures: logSinkFailures.count,
+      dropped: droppedTelemetry(),
+    }),
+    queueLimit: config.MAX_QUEUE,
+    version,
+  });
   return { metrics, tracing };
-}
-
-/**
- * The hooks main.ts and the tests give buildClassifier (ClassifierHooks in
- * model/startup.ts, which knows nothing of prom-client). The model layer calls
- * each through the telemetry guard, so none of them can fail a request.
- */
-export function modelHooks({ metrics, tracing }: Telemetry) {
-  return {
-    tracer: tracing.tracer,
-    onQueueDepth: (depth: number) => metrics.queueDepth.set(depth),
-    onBatch: (size: number) => metrics.batchSize.observe(size),
-    onInput: ({ format, bytes, pixels }: { format: string; bytes: number; pixels: number }) => {
-      metrics.inputBytes.observe({ format }, bytes);
-      metrics.inputPixels.observe({ format }, pixels);
-    },
-    onWorkerRestart: () => metrics.workerRestarts.inc(),
-    // The model repository's events (model/repository/registry.ts RegistryHooks).
-    onLoaded: (model: string) => metrics.repositoryEvents.inc({ model, event: "loaded" }),
-    onFailed: (model: string, _version: string, reason: string) => {
-      metrics.repositoryEvents.inc({ model, event: "load_failed" });
-      metrics.loadFailures.inc({ model, reason });
-    },
-    onUnloaded: (model: string) => metrics.repositoryEvents.inc({ model, event: "unloaded" }),
-    onSwitched: (model: string) => metrics.repositoryEvents.inc({ model, event: "switched" }),
-  };
 }

@@ -8,6 +8,7 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Config } from "../config.ts";
 import type { ModelState } from "../model/state.ts";
+import { bindModelMetrics } from "../model/repository/metrics.ts";
 import type { Repository } from "../model/repository/repository.ts";
 import { logger } from "../observability/logger.ts";
 import { primeHttpSeries, primeRejections } from "../observability/metrics.ts";
@@ -63,13 +64,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
       );
     },
   });
-  metrics.queueLimit.set(config.MAX_QUEUE);
-  metrics.buildInfo.set({
-    version: build.version,
-    deno: build.deno,
-    v8: build.v8,
-    typescript: build.typescript,
-  }, 1);
+  bindModelMetrics(metrics, state, deps.repository);
 
   primeHttpSeries(metrics, PREDICTION_ROUTES, SLI_STATUSES);
   primeRejections(metrics, new Set(Object.values(PROBLEMS).map((p) => p.reason)));
@@ -82,7 +77,6 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     state,
     metrics,
     build,
-    beforeScrape: () => refreshModelMetrics(deps),
     repository: deps.repository,
   });
   const models = fixedCatalog(config.MODEL_NAME, state);
@@ -131,50 +125,4 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   });
 
   return app;
-}
-
-/** Model gauges are derived from the model state at scrape time, so no code path can forget to update them. */
-function refreshModelMetrics({ state, telemetry: { metrics }, repository }: AppDeps): void {
-  if (repository) {
-    metrics.versionState.reset();
-    for (const e of repository.registry.index()) {
-      if (e.version) metrics.versionState.set({ model: e.name, version: e.version, state: e.state }, 1);
-    }
-    metrics.modelServing.reset();
-    const waiting = new Set(repository.notReady().map((m) => m.name));
-    for (const name of repository.registry.models) {
-      if (waiting.has(name)) metrics.modelServing.set({ model: name }, 0);
-      else if (repository.registry.defaultVersion(name) !== undefined) {
-        metrics.modelServing.set({ model: name }, 1);
-      }
-    }
-  }
-  metrics.modelReady.set(state.status === "ready" ? 1 : 0);
-  const batcher = state.classifier?.batcher;
-  if (batcher) {
-    metrics.queueDepth.set(batcher.queueDepth);
-    metrics.workers.set(batcher.runners.length);
-  }
-  if (state.loadSeconds !== undefined) metrics.modelLoad.set(state.loadSeconds);
-  const info = state.classifier?.info;
-  if (info) {
-    metrics.modelInfo.reset();
-    metrics.modelInfo.set({
-      name: info.name,
-      version: info.version,
-      weights: info.weights,
-      precision: info.precision,
-      sha256: info.sha256,
-      runtime_version: info.runtimeVersion,
-      runtime: info.runtime,
-    }, 1);
-    const q = info.quantization;
-    if (q) {
-      metrics.int8Accepted.set(q.accepted ? 1 : 0);
-      if (q.top1Agreement !== undefined) metrics.int8Agreement.set(q.top1Agreement);
-      if (q.meanAbsTop1ConfidenceDelta !== undefined) {
-        metrics.int8ConfidenceDelta.set(q.meanAbsTop1ConfidenceDelta);
-      }
-    }
-  }
 }

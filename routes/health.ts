@@ -120,15 +120,13 @@ export interface OperationsDeps {
   state: ModelState;
   metrics: Metrics;
   build: BuildInfo;
-  /** Called before each scrape, so gauges derived from state are current. */
-  beforeScrape: () => void;
   /** The models served; without it, only `state`'s. */
   repository?: Repository;
 }
 
 export function registerOperations(
   app: OpenAPIHono<AppEnv>,
-  { config, state, metrics, build, beforeScrape, repository }: OperationsDeps,
+  { config, state, metrics, build, repository }: OperationsDeps,
 ): void {
   // Liveness deliberately does no work.
   app.openapi(healthRoute, (c) => c.json({ status: "ok" as const }, 200));
@@ -197,7 +195,6 @@ export function registerOperations(
   });
 
   app.openapi(metricsRoute, async (c) => {
-    beforeScrape();
     const { body, contentType } = await renderMetrics(metrics.registry, c.req.header("accept"));
     return c.body(body, 200, { "content-type": contentType });
   });

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { createRepository } from "../model/repository/repository.ts";
 import { ModelState } from "../model/state.ts";
 import { createApp } from "./app.ts";
-import { modelHooks } from "../observability/telemetry.ts";
+import { modelHooks } from "../model/repository/metrics.ts";
 import { fixture, testConfig, testTelemetry } from "../tests/helpers.ts";
 import { tinyLabels, tinyModel } from "../tests/tiny_model.ts";
 

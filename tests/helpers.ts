@@ -7,7 +7,8 @@ import type { Backend, ModelRunner } from "../model/runner.ts";
 import { ModelState } from "../model/state.ts";
 import { createApp } from "../routes/app.ts";
 import { configureLogging, type LogRecord } from "../observability/logger.ts";
-import { createTelemetry, modelHooks } from "../observability/telemetry.ts";
+import { createTelemetry } from "../observability/telemetry.ts";
+import { modelHooks } from "../model/repository/metrics.ts";
 import { InMemorySpanExporter } from "@opentelemetry/sdk-trace-base";
 import { BrokenRunner } from "./broken_runner.ts";
 
