@@ -48,7 +48,7 @@ Deno.test("amtool: the shipped routing is valid and routes by severity", async (
     const r = await run("amtool", ["check-config", file]);
     assert.equal(r.code, 0, r.text);
     assert.match(r.text, /SUCCESS/);
-    assert.match(r.text, /3 inhibit rules/);
+    assert.match(r.text, /4 inhibit rules/);
     assert.match(r.text, /2 receivers/);
   });
   await t.step("config routes test: page, ticket, and no severity at all", async () => {

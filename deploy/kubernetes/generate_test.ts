@@ -72,7 +72,11 @@ Deno.test("generated Kubernetes files", async (t) => {
     );
     assert.equal(inhibitRules.length, am.inhibit_rules.length);
     assert.deepEqual(inhibitRules[0], {
-      sourceMatch: [{ name: "alertname", value: "InferenceModelNotReady", matchType: "=" }],
+      sourceMatch: [{
+        name: "alertname",
+        value: "InferenceModelNotReady|InferenceModelUnavailable",
+        matchType: "=~",
+      }],
       targetMatch: [{ name: "slo", value: "availability|latency", matchType: "=~" }],
       equal: ["instance"],
     });
