@@ -170,6 +170,24 @@ Deno.test("Triton's statistics: counted from what the gateway ran", async (t) =>
     assert.equal(after.inference_count, before.inference_count + 1);
   });
 
+  await t.step(
+    "/predict's images count as resnet50-image's, with their decode and preprocess time",
+    async () => {
+      const image = (await stats("/v2/models/resnet50-image/stats"))[0];
+      const photo = await Deno.readFile(new URL("../../tests/fixtures/images/coffee.jpg", import.meta.url));
+      const res = await app.request("/predict", {
+        method: "POST",
+        body: photo,
+        headers: { "content-type": "image/jpeg" },
+      });
+      assert.equal(res.status, 200);
+      const after = (await stats("/v2/models/resnet50-image/stats"))[0];
+      assert.equal(after.inference_count, image.inference_count + 1);
+      assert.equal(after.inference_stats.compute_input.count, image.inference_stats.compute_input.count + 1);
+      assert.ok(after.inference_stats.compute_input.ns > image.inference_stats.compute_input.ns);
+    },
+  );
+
   await t.step("every model at /v2/models/stats; an unknown one is a 404", async () => {
     const all = await stats("/v2/models/stats");
     assert.deepEqual(all.map((m: { name: string }) => m.name), ["resnet50", "resnet50-image"]);
