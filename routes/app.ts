@@ -21,7 +21,7 @@ import { readPage, registerPage, WEB_DIR } from "./page.ts";
 import { registerPredict } from "./predict.ts";
 import { asProblem, ProblemError, problemResponse, PROBLEMS } from "./problem.ts";
 import type { AppEnv } from "./types.ts";
-import { V2_PREFIX, v2App, v2Unmatched } from "./v2/app.ts";
+import { isV2Path, V2_PREFIX, v2App, v2ErrorAnswer, v2Unmatched } from "./v2/app.ts";
 import { fixedCatalog } from "../serving/models.ts";
 import { ModelStatistics } from "../serving/stats.ts";
 
@@ -102,6 +102,8 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   );
 
   app.onError((err, c) => {
+    // Thrown by middleware in front of the v2 sub-app: still the protocol's answer.
+    if (isV2Path(c.req.path)) return v2ErrorAnswer(err, c);
     const requestId = c.get("requestId");
     const problem = asProblem(err);
     if (problem instanceof ProblemError) {

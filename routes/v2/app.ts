@@ -75,8 +75,28 @@ const serverMetadata = (deps: V2Deps) => ({
   extensions: [...SERVER_EXTENSIONS],
 });
 
+/** Whether a path is the protocol's, so its every answer is `{"error"}` (see isV2Path's callers). */
+export function isV2Path(path: string): boolean {
+  return path === V2_PREFIX || path.startsWith(V2_PREFIX + "/");
+}
+
+/**
+ * Any error under /v2 as the protocol's answer: the sub-app's own, and one thrown by the app's middleware
+ * in front of it (routes/app.ts passes those here).
+ */
+export function v2ErrorAnswer(err: unknown, c: Context<AppEnv>): Response {
+  const e = toV2Error(err);
+  if (!e) {
+    c.set("rejectReason", "internal");
+    // The stack goes to the log, never to the client.
+    logger("http").error("Unhandled error: {error}", { error: String(err), stack: (err as Error).stack });
+    return v2ErrorResponse(500, "An unexpected error occurred; it has been logged with this request id");
+  }
+  c.set("rejectReason", e.reason);
+  return v2ErrorResponse(e.status, e.message, e.headers);
+}
+
 export function v2App(deps: V2Deps): OpenAPIHono<AppEnv> {
-  const log = logger("http");
   const v2 = new OpenAPIHono<AppEnv>({
     defaultHook: (result) => {
       if (!result.success) {
@@ -90,17 +110,7 @@ export function v2App(deps: V2Deps): OpenAPIHono<AppEnv> {
   v2.openAPIRegistry.register("InferenceRequest", v2InferRequest);
   v2.openAPIRegistry.register("RepositoryIndexRequest", v2RepositoryIndexRequest);
 
-  v2.onError((err, c) => {
-    const e = toV2Error(err);
-    if (!e) {
-      c.set("rejectReason", "internal");
-      // The stack goes to the log, never to the client.
-      log.error("Unhandled error: {error}", { error: String(err), stack: (err as Error).stack });
-      return v2ErrorResponse(500, "An unexpected error occurred; it has been logged with this request id");
-    }
-    c.set("rejectReason", e.reason);
-    return v2ErrorResponse(e.status, e.message, e.headers);
-  });
+  v2.onError(v2ErrorAnswer);
 
   v2.openapi(serverMetadataRoute, (c) => c.json(serverMetadata(deps), 200));
   v2.openapi(serverLiveRoute, (c) => c.json({ live: true }, 200));
@@ -170,7 +180,7 @@ export function v2Unmatched(
 ): (c: Context<AppEnv>) => Response | undefined {
   const routes = v2.routes.map((r) => ({ method: r.method, match: pathMatcher(r.path) }));
   return (c) => {
-    if (c.req.path !== V2_PREFIX && !c.req.path.startsWith(V2_PREFIX + "/")) return undefined;
+    if (!isV2Path(c.req.path)) return undefined;
     const path = c.req.path.slice(V2_PREFIX.length);
     const method = c.req.method;
     // The spec's YAML spells server metadata `/v2/`; mounting joins "/v2" and "/" into "/v2" only.

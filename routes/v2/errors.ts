@@ -1,29 +1,24 @@
 /**
  * Errors in the Open Inference Protocol's terms: `{"error": "..."}` with
  * application/json, for every answer under /v2. Gateway problems
- * (routes/problem.ts) are translated by their code: an input problem is a 400
- * (the protocol has no 422, and 415 means the media type of an image here),
- * while limits, time-outs, overload and routing keep their status.
+ * (routes/problem.ts) are translated by their code: a problem with the image
+ * is a 400 (the protocol has no 422, and its clients read any 4xx as the
+ * request's fault), while access, routing, limits, content codings,
+ * time-outs and overload keep their status.
  */
 import { asProblem, type ProblemCode, ProblemError, PROBLEMS } from "../problem.ts";
 
-/** The statuses a v2 answer can have. */
-export type V2Status = 400 | 404 | 405 | 408 | 413 | 415 | 499 | 500 | 503 | 504;
-
-/** Problems whose status carries over to the protocol as it is; every other 4xx becomes a 400. */
-const KEEPS_STATUS: ReadonlySet<ProblemCode> = new Set<ProblemCode>([
-  "not_found",
-  "method_not_allowed",
-  "body_timeout",
-  "payload_too_large",
-  "unsupported_encoding",
-  "client_closed",
+/** Problems the protocol reports as a plain 400: the image, which the gateway judges, was bad. */
+const AS_BAD_REQUEST: ReadonlySet<ProblemCode> = new Set<ProblemCode>([
+  "unsupported_media_type",
+  "undecodable_image",
+  "too_many_pixels",
 ]);
 
 /** An answer in the protocol's terms. */
 export class V2Error extends Error {
   constructor(
-    readonly status: V2Status,
+    readonly status: number,
     message: string,
     /** Rejection reason for requests_rejected_total. */
     readonly reason: string,
@@ -55,9 +50,9 @@ export function toV2Error(err: unknown): V2Error | undefined {
   }
   const problem = asProblem(inner);
   if (!(problem instanceof ProblemError)) return undefined;
-  const status = problem.status >= 500 || KEEPS_STATUS.has(problem.code) ? problem.status : 400;
+  const status = AS_BAD_REQUEST.has(problem.code) ? 400 : problem.status;
   return new V2Error(
-    status as V2Status,
+    status,
     where + problem.detail,
     PROBLEMS[problem.code].reason,
     problem.headers,
