@@ -25,7 +25,7 @@ RUN deno install --frozen \
 COPY . .
 # Compile the module graph now, not on the first request, nor on every health check: the
 # root filesystem may be read-only at run time, so nothing can be cached then.
-RUN deno cache main.ts server/guard_worker.ts model/inference_worker.ts model/int8_worker.ts image/preprocess_worker.ts deploy/healthcheck.ts \
+RUN deno cache main.ts server/guard_worker.ts model/runtime/inference_worker.ts model/quantize/int8_worker.ts image/preprocess_worker.ts deploy/healthcheck.ts \
  && mkdir -p /app/models \
  && chown -R deno:deno /app/models
 

@@ -106,7 +106,7 @@ export const configSchema = z.object({
   MODEL_ZOO_INT8_URL: httpUrl().default(ZOO_INT8_MODEL_URL),
   MODEL_ZOO_INT8_SHA256: sha256().default(ZOO_INT8_MODEL_SHA256),
   /** Photos to calibrate int8 activations on; every third scene is held out to measure the result. */
-  CALIBRATION_DIR: nonEmpty("a directory path").default("./model/calibration"),
+  CALIBRATION_DIR: nonEmpty("a directory path").default("./model/quantize/calibration"),
   CALIBRATION_METHOD: z.enum(CALIBRATION_METHODS, { error: `one of ${CALIBRATION_METHODS.join(", ")}` })
     .default("percentile"),
   /**
@@ -272,7 +272,7 @@ export const EXTRA_VARIABLES: Readonly<Record<string, string>> = {
   SHARP_FORCE_GLOBAL_LIBVIPS: "sharp, to choose its libvips",
   npm_package_config_libvips: "sharp, to choose its libvips",
   PKG_CONFIG_PATH: "sharp, to find a system libvips",
-  ORT_DISABLE_TELEMETRY: "model/ort_runner.ts, which sets it before onnxruntime starts",
+  ORT_DISABLE_TELEMETRY: "model/runtime/ort_runner.ts, which sets it before onnxruntime starts",
 };
 
 export class ConfigError extends Error {

@@ -127,7 +127,7 @@ Deno.test("config", async (t) => {
   });
 
   await t.step(".env.example documents every variable", async () => {
-    const example = await Deno.readTextFile(new URL("./.env.example", import.meta.url));
+    const example = await Deno.readTextFile(new URL(".env.example", import.meta.url));
     for (const name of CONFIG_VARIABLES) assert.match(example, new RegExp(`^#? ?${name}=`, "m"), name);
   });
 });

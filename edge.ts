@@ -11,7 +11,7 @@
 import denoJson from "./deno.json" with { type: "json" };
 import { configOrExit, publicConfig } from "./config.ts";
 import { createRepository } from "./model/repository/repository.ts";
-import { ModelState } from "./model/state.ts";
+import { ModelState } from "./model/runtime/state.ts";
 import { createApp } from "./routes/app.ts";
 import { buildInfo } from "./routes/health.ts";
 import { TrustedProxies } from "./server/client_address.ts";

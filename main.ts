@@ -6,7 +6,7 @@
 import denoJson from "./deno.json" with { type: "json" };
 import { configOrExit, publicConfig } from "./config.ts";
 import { createRepository } from "./model/repository/repository.ts";
-import { ModelState } from "./model/state.ts";
+import { ModelState } from "./model/runtime/state.ts";
 import { createApp } from "./routes/app.ts";
 import { startServer } from "./server/serve.ts";
 import { buildInfo } from "./routes/health.ts";

@@ -9,16 +9,16 @@
 import { readImageHeader } from "../image/image_header.ts";
 import { prepareImage } from "../image/prepare.ts";
 import { TENSOR_SIZE } from "../image/preprocess.ts";
-import { ensureSynthetic } from "../model/source.ts";
-import type { OrtRunnerOptions } from "../model/ort_runner.ts";
-import { WorkerRunner } from "../model/worker_runner.ts";
+import { ensureSynthetic } from "../model/artifact/resolve.ts";
+import type { OrtRunnerOptions } from "../model/runtime/ort_runner.ts";
+import { WorkerRunner } from "../model/runtime/worker_runner.ts";
 import { loadConfig } from "../config.ts";
-import { ModelState } from "../model/state.ts";
+import { ModelState } from "../model/runtime/state.ts";
 import { createApp } from "../routes/app.ts";
 import { startServer } from "../server/serve.ts";
 import { createTelemetry } from "../observability/telemetry.ts";
-import { freePort, metricValue, startTask, waitReady } from "../tests/gateway_process.ts";
-import { choosePrecision } from "../model/precision.ts";
+import { freePort, metricValue, startTask, waitReady } from "../tests/support/gateway_process.ts";
+import { choosePrecision } from "../model/quantize/precision.ts";
 import { benchEdgeProfile, renderEdgeSection } from "./edge_profile.ts";
 import {
   closedLoop,

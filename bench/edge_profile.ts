@@ -6,9 +6,9 @@
  * memory (VmHWM, start-up included), and the runtime alone (batch-1 latency of
  * onnxruntime-web against onnxruntime-node, in this process).
  */
-import { createRunner, type RunnerOptions } from "../model/runner.ts";
+import { createRunner, type RunnerOptions } from "../model/runtime/runner.ts";
 import { TENSOR_SIZE } from "../image/preprocess.ts";
-import { freePort, startTask, waitReady } from "../tests/gateway_process.ts";
+import { freePort, startTask, waitReady } from "../tests/support/gateway_process.ts";
 import { closedLoop, type LoadResult, round, summary } from "./load.ts";
 
 const MiB = 1024 * 1024;

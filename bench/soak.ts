@@ -7,7 +7,7 @@
  * The mix: 80% coffee.jpg, 5% the 4000x2660 photo, 5% a PNG with alpha, 10%
  * bad uploads (garbage, truncated JPEG) that must be answered 4xx.
  */
-import { freePort, startTask, waitReady } from "../tests/gateway_process.ts";
+import { freePort, startTask, waitReady } from "../tests/support/gateway_process.ts";
 import { closedLoop, machine, round, summary } from "./load.ts";
 
 const SECONDS = Number(Deno.env.get("SOAK_SECONDS") ?? 600);

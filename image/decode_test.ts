@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { fixture } from "../tests/helpers.ts";
+import { fixture } from "../tests/support/helpers.ts";
 import { DecodeError, decodeImage } from "./decode.ts";
 import { readImageHeader } from "./image_header.ts";
 

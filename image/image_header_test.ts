@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { fixture, manifest } from "../tests/helpers.ts";
+import { fixture, manifest } from "../tests/support/helpers.ts";
 import { formatList, ImageHeaderError, readImageHeader } from "./image_header.ts";
 
 const ascii = (s: string) => new TextEncoder().encode(s);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { fixture, manifest } from "../tests/helpers.ts";
+import { fixture, manifest } from "../tests/support/helpers.ts";
 import { JPEG_MIN_DECODE_SHORT_SIDE } from "./prepare.ts";
 import { decodeImage } from "./decode.ts";
 import { readImageHeader } from "./image_header.ts";

@@ -6,7 +6,7 @@
  */
 import { configOrExit } from "../config.ts";
 import { configureLogging, shutdownLogging } from "../observability/logger.ts";
-import { ensureSynthetic, resolveModel } from "./source.ts";
+import { ensureSynthetic, resolveModel } from "./artifact/resolve.ts";
 
 const command = Deno.args[0];
 if (command !== "fetch" && command !== "synth") {
@@ -24,7 +24,7 @@ try {
   console.error(`${resolved.path} (${resolved.weights} weights, sha256 ${resolved.sha256})`);
   if (config.MODEL_PRECISION === "int8") {
     // Loaded only here: fp32 preparation does not need the native runtime.
-    const { choosePrecision } = await import("./precision.ts");
+    const { choosePrecision } = await import("./quantize/precision.ts");
     const served = await choosePrecision({ ...config, MODEL_SOURCE: resolved.source }, resolved);
     const q = served.quantization;
     console.error(

@@ -5,12 +5,12 @@
  * as int8 while an fp32 one under MODEL_PRECISION=int8 is refused plainly.
  */
 import assert from "node:assert/strict";
-import { captureLogs, fixture, manifest, testConfig } from "../tests/helpers.ts";
+import { captureLogs, fixture, manifest, testConfig } from "../tests/support/helpers.ts";
 import { readImageHeader } from "../image/image_header.ts";
 import { prepareImage } from "../image/prepare.ts";
-import { choosePrecision, servedAsIs } from "./precision.ts";
-import { createRunner, type RunnerOptions } from "./runner.ts";
-import { ensureSynthetic, ModelLoadError, resolveModel } from "./source.ts";
+import { choosePrecision, servedAsIs } from "./quantize/precision.ts";
+import { createRunner, type RunnerOptions } from "./runtime/runner.ts";
+import { ensureSynthetic, ModelLoadError, resolveModel } from "./artifact/resolve.ts";
 
 function argmax(row: Float32Array): number {
   let best = 0;

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import { ExportResultCode } from "@opentelemetry/core";
 import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace-base";
-import { ModelState } from "../model/state.ts";
+import { ModelState } from "../model/runtime/state.ts";
 import { createApp } from "../routes/app.ts";
 import {
   brokenRunner,
@@ -13,7 +13,7 @@ import {
   stateWithRunner,
   testConfig,
   testTelemetry,
-} from "../tests/helpers.ts";
+} from "../tests/support/helpers.ts";
 import { UNMATCHED_ROUTE } from "./middleware.ts";
 import { createTelemetry } from "./telemetry.ts";
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Gauge, Registry } from "prom-client";
-import { captureLogs, fixture, readyApp } from "../tests/helpers.ts";
+import { captureLogs, fixture, readyApp } from "../tests/support/helpers.ts";
 import { RequestStages } from "./stages.ts";
 import { droppedTelemetry, guarded, recordSafely } from "./telemetry_guard.ts";
 

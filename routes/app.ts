@@ -7,7 +7,7 @@
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Config } from "../config.ts";
-import type { ModelState } from "../model/state.ts";
+import type { ModelState } from "../model/runtime/state.ts";
 import { bindModelMetrics } from "../model/repository/metrics.ts";
 import type { Repository } from "../model/repository/repository.ts";
 import { logger } from "../observability/logger.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ModelState } from "../model/state.ts";
+import { ModelState } from "../model/runtime/state.ts";
 import {
   brokenRunner,
   captureLogs,
@@ -10,7 +10,7 @@ import {
   stateWithRunner,
   testConfig,
   testTelemetry,
-} from "../tests/helpers.ts";
+} from "../tests/support/helpers.ts";
 import { createApp } from "./app.ts";
 
 const PROBLEM = "application/problem+json";

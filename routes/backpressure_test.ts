@@ -3,7 +3,7 @@
  * runner the test finishes by hand so timing is deterministic.
  */
 import assert from "node:assert/strict";
-import { ControlledRunner } from "../tests/controlled_runner.ts";
+import { ControlledRunner } from "../tests/support/controlled_runner.ts";
 import {
   captureLogs,
   fixture,
@@ -11,7 +11,7 @@ import {
   stateWithRunner,
   testConfig,
   testTelemetry,
-} from "../tests/helpers.ts";
+} from "../tests/support/helpers.ts";
 import { createApp } from "./app.ts";
 
 const tick = () => new Promise((r) => setTimeout(r, 5));

@@ -1,6 +1,6 @@
 /** CORS_ORIGINS through the real app, in-process (the browser tests are in tests/). */
 import assert from "node:assert/strict";
-import { captureLogs, fixture, readyApp } from "../tests/helpers.ts";
+import { captureLogs, fixture, readyApp } from "../tests/support/helpers.ts";
 
 const PAGE = "http://localhost:5173";
 

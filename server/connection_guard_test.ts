@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { problemBody } from "../routes/problem.ts";
-import { concat } from "../tests/bytes.ts";
+import { concat } from "../tests/support/bytes.ts";
 import { ClientTable } from "./client_table.ts";
 import { type ConnectionGuardOptions, guardConnections } from "./connection_guard.ts";
 import { guardConnectionsInWorker } from "./guard_thread.ts";

@@ -4,7 +4,7 @@
  * that arrive during a cold start until the model is ready.
  */
 import { type Config, loadConfig } from "../config.ts";
-import type { ModelState } from "../model/state.ts";
+import type { ModelState } from "../model/runtime/state.ts";
 import { clientAddress, type TrustedProxies } from "./client_address.ts";
 import type { ConnectionInfo } from "../core/connection.ts";
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ConfigError } from "../config.ts";
-import { ModelState } from "../model/state.ts";
+import { ModelState } from "../model/runtime/state.ts";
 import { TrustedProxies } from "./client_address.ts";
 import { edgeConfig, edgeFetch } from "./edge.ts";
 import type { ConnectionInfo } from "../core/connection.ts";

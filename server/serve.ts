@@ -4,7 +4,7 @@
  * without losing an answer.
  */
 import type { Config } from "../config.ts";
-import type { ModelState } from "../model/state.ts";
+import type { ModelState } from "../model/runtime/state.ts";
 import { logger } from "../observability/logger.ts";
 import type { Telemetry } from "../observability/telemetry.ts";
 import type { ConnectionInfo } from "../core/connection.ts";

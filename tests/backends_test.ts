@@ -14,7 +14,7 @@ import {
   multipart,
   readyApp,
   sharedClassifier,
-} from "./helpers.ts";
+} from "./support/helpers.ts";
 
 const RUNTIME = { native: "onnxruntime-node", wasm: "onnxruntime-web" } as const;
 

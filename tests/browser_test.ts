@@ -9,9 +9,9 @@
 import assert from "node:assert/strict";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import type { ElementHandle, HTTPRequest, Page } from "puppeteer-core";
-import { launchChromium, watchPage } from "./browser.ts";
-import { freePort, startTask, waitReady } from "./gateway_process.ts";
-import { fixture, FIXTURES } from "./helpers.ts";
+import { launchChromium, watchPage } from "./support/browser.ts";
+import { freePort, startTask, waitReady } from "./support/gateway_process.ts";
+import { fixture, FIXTURES } from "./support/helpers.ts";
 
 const TMP = new URL("./tmp/", import.meta.url);
 const TRACE_UI_URL = "http://127.0.0.1:16686/trace/{trace_id}";

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import net from "node:net";
-import { startTask, waitReady } from "./gateway_process.ts";
+import { startTask, waitReady } from "./support/gateway_process.ts";
 
 /** Sends one GET over a socket bound to `localAddress`; resolves with the local port once answered. */
 function getFrom(localAddress: string, port: number, headers: Record<string, string>): Promise<number> {

@@ -5,11 +5,11 @@
  * with the model built in memory.
  */
 import assert from "node:assert/strict";
-import { runUntilExit, startTask, waitReady } from "./gateway_process.ts";
-import { captureLogs, fixture, testConfig } from "./helpers.ts";
-import { choosePrecision } from "../model/precision.ts";
-import { resolveModel } from "../model/source.ts";
-import { denoConfig, runProbe, taskGrant } from "./task_permissions.ts";
+import { runUntilExit, startTask, waitReady } from "./support/gateway_process.ts";
+import { captureLogs, fixture, testConfig } from "./support/helpers.ts";
+import { choosePrecision } from "../model/quantize/precision.ts";
+import { resolveModel } from "../model/artifact/resolve.ts";
+import { denoConfig, runProbe, taskGrant } from "./support/task_permissions.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const config = await denoConfig();
@@ -43,7 +43,7 @@ Deno.test("the start:edge task grants what an edge platform grants, and no more"
 
   // The same flags under `deno run`: deno serve adds no permission when the address comes from
   // DENO_SERVE_ADDRESS (deploy/edge.env), so this is exactly what the entry gets.
-  const { results } = await runProbe(edge, "tests/edge_permission_probe.ts");
+  const { results } = await runProbe(edge, "tests/support/edge_permission_probe.ts");
 
   await t.step("what the edge entry needs is allowed", () => {
     for (

@@ -7,8 +7,8 @@
  */
 import assert from "node:assert/strict";
 import * as onnxModule from "onnx-proto";
-import { freePort, metricValue, runUntilExit, startTask, waitReady } from "./gateway_process.ts";
-import { fixture } from "./helpers.ts";
+import { freePort, metricValue, runUntilExit, startTask, waitReady } from "./support/gateway_process.ts";
+import { fixture } from "./support/helpers.ts";
 
 const ROOT = new URL("../", import.meta.url);
 

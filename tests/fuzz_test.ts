@@ -9,9 +9,9 @@
  * changes the number of cases (default 2000).
  */
 import assert from "node:assert/strict";
-import { concat } from "./bytes.ts";
-import { freePort, metricValue, startTask, waitReady } from "./gateway_process.ts";
-import { fixture } from "./helpers.ts";
+import { concat } from "./support/bytes.ts";
+import { freePort, metricValue, startTask, waitReady } from "./support/gateway_process.ts";
+import { fixture } from "./support/helpers.ts";
 
 const CASES = Number(Deno.env.get("FUZZ_CASES") ?? 2000);
 const SEED = Number(Deno.env.get("FUZZ_SEED") ?? Date.now() % 2 ** 31);

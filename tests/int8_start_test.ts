@@ -4,8 +4,8 @@
  * (or taken from the cache), gated, and served over real HTTP.
  */
 import assert from "node:assert/strict";
-import { metricValue, startTask, waitReady } from "./gateway_process.ts";
-import { fixture } from "./helpers.ts";
+import { metricValue, startTask, waitReady } from "./support/gateway_process.ts";
+import { fixture } from "./support/helpers.ts";
 
 Deno.test("deno task start serves int8 with its measured accuracy cost", async (t) => {
   const server = await startTask({ MODEL_SOURCE: "synthetic", MODEL_PRECISION: "int8" });

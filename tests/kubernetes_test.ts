@@ -6,10 +6,10 @@
  */
 import assert from "node:assert/strict";
 import { parse } from "yaml";
-import { ModelState } from "../model/state.ts";
+import { ModelState } from "../model/runtime/state.ts";
 import { createApp } from "../routes/app.ts";
 import { createTelemetry } from "../observability/telemetry.ts";
-import { testConfig } from "./helpers.ts";
+import { testConfig } from "./support/helpers.ts";
 import {
   type Any,
   dockerfileUser,
@@ -26,7 +26,7 @@ import {
   securityProblems,
   typeModule,
   wiringProblems,
-} from "./kubernetes_checks.ts";
+} from "./support/kubernetes_checks.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const K8S = "deploy/kubernetes/";

@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { CONFIG_VARIABLES, EXTRA_VARIABLES } from "../config.ts";
 import { TEST_VARIABLES } from "../tools/permission_sets.ts";
-import { denoConfig, envAllows, runProbe, taskGrant } from "./task_permissions.ts";
+import { denoConfig, envAllows, runProbe, taskGrant } from "./support/task_permissions.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const config = await denoConfig();
@@ -35,7 +35,7 @@ Deno.test("the start task's permissions are the least the service needs", async 
     assert.equal(start.grants.sys, undefined);
   });
 
-  const { results, stderr } = await runProbe(start, "tests/permission_probe.ts", [
+  const { results, stderr } = await runProbe(start, "tests/support/permission_probe.ts", [
     JSON.stringify(CONFIG_VARIABLES),
   ]);
 

@@ -6,10 +6,10 @@
  */
 import assert from "node:assert/strict";
 import { parse, stringify } from "yaml";
-import { freePort, startTask, waitReady } from "./gateway_process.ts";
-import { fixture, testConfig, testTelemetry } from "./helpers.ts";
+import { freePort, startTask, waitReady } from "./support/gateway_process.ts";
+import { fixture, testConfig, testTelemetry } from "./support/helpers.ts";
 import { createApp, PREDICTION_ROUTES } from "../routes/app.ts";
-import { ModelState } from "../model/state.ts";
+import { ModelState } from "../model/runtime/state.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const PROM_DIR = new URL("deploy/prometheus/", ROOT);

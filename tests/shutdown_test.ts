@@ -6,9 +6,9 @@
  * 200s the gateway logged are the 200s the clients received.
  */
 import assert from "node:assert/strict";
-import { type Started, startTask, waitReady } from "./gateway_process.ts";
-import { fixture } from "./helpers.ts";
-import { ConnectionLost, multipartBody, RawConnection, requestBytes } from "./raw_http.ts";
+import { type Started, startTask, waitReady } from "./support/gateway_process.ts";
+import { fixture } from "./support/helpers.ts";
+import { ConnectionLost, multipartBody, RawConnection, requestBytes } from "./support/raw_http.ts";
 
 const CLIENTS = 6;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

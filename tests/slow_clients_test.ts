@@ -5,8 +5,8 @@
  * is counted, and the gateway keeps serving.
  */
 import assert from "node:assert/strict";
-import { freePort, metricValue, startTask, waitReady } from "./gateway_process.ts";
-import { fixture } from "./helpers.ts";
+import { freePort, metricValue, startTask, waitReady } from "./support/gateway_process.ts";
+import { fixture } from "./support/helpers.ts";
 
 const HEADER_TIMEOUT_MS = 1500;
 const BODY_TIMEOUT_MS = 1000;

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { parse } from "yaml";
-import { denoConfig, taskGrant } from "./task_permissions.ts";
+import { denoConfig, taskGrant } from "./support/task_permissions.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const read = (path: string) => Deno.readTextFile(new URL(path, ROOT));

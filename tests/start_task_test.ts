@@ -3,8 +3,8 @@
  * the full-size synthetic ResNet-50 and a real photo over real HTTP.
  */
 import assert from "node:assert/strict";
-import { runUntilExit, startTask, waitReady } from "./gateway_process.ts";
-import { fixture } from "./helpers.ts";
+import { runUntilExit, startTask, waitReady } from "./support/gateway_process.ts";
+import { fixture } from "./support/helpers.ts";
 
 const ROOT = new URL("../", import.meta.url);
 

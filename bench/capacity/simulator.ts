@@ -10,7 +10,7 @@
  * threads of work share the pod's cores as Linux shares them between runnable
  * threads: equally, so a decode running beside inference slows it down.
  */
-import { mulberry32 } from "../../model/prng.ts";
+import { mulberry32 } from "../../core/prng.ts";
 
 /** Everything the simulation needs about one pod, in milliseconds of work. */
 export interface PodModel {

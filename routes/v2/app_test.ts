@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import { decodeImage } from "../../image/decode.ts";
 import { readImageHeader } from "../../image/image_header.ts";
 import { preprocess } from "../../image/preprocess.ts";
-import { ModelState } from "../../model/state.ts";
-import { NonFiniteRunner } from "../../tests/broken_runner.ts";
+import { ModelState } from "../../model/runtime/state.ts";
+import { NonFiniteRunner } from "../../tests/support/broken_runner.ts";
 import {
   captureLogs,
   fixture,
@@ -18,7 +18,7 @@ import {
   stateWithRunner,
   testConfig,
   testTelemetry,
-} from "../../tests/helpers.ts";
+} from "../../tests/support/helpers.ts";
 import { createApp } from "../app.ts";
 import { JPEG_MIN_DECODE_SHORT_SIDE } from "../../image/prepare.ts";
 
