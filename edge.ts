@@ -19,6 +19,7 @@ import { edgeConfig, edgeFetch } from "./server/edge.ts";
 import { configureLogging, logger } from "./observability/logger.ts";
 import { createTelemetry } from "./observability/telemetry.ts";
 import { modelHooks } from "./model/repository/metrics.ts";
+import { errorMessage } from "./core/errors.ts";
 
 // A bad value stops here as in main.ts: one line naming the variable, exit 2 (the platform shows it).
 const { config, notes } = configOrExit(() => edgeConfig());
@@ -35,7 +36,7 @@ const app = createApp({ config, state, telemetry, build, repository });
 
 // Loading starts with the isolate and does not hold the module: the platform can route probes at once.
 const loading = repository.start().catch((err) => {
-  const message = err instanceof Error ? err.message : String(err);
+  const message = errorMessage(err);
   state.markFailed(message);
   // No process to exit on a platform: /ready and /info say why, requests get 503 not_ready.
   log.fatal("Model failed to load: {error}", { error: message });

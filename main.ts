@@ -13,6 +13,7 @@ import { buildInfo } from "./routes/health.ts";
 import { configureLogging, logger, shutdownLogging } from "./observability/logger.ts";
 import { createTelemetry } from "./observability/telemetry.ts";
 import { modelHooks } from "./model/repository/metrics.ts";
+import { errorMessage } from "./core/errors.ts";
 
 const config = configOrExit();
 
@@ -66,7 +67,7 @@ try {
   // repository's failed models are in its index and /ready instead.
   await repository.start();
 } catch (err) {
-  const message = err instanceof Error ? err.message : String(err);
+  const message = errorMessage(err);
   state.markFailed(message);
   log.fatal("Model failed to load, stopping: {error}", { error: message });
   await telemetry.tracing.shutdown().catch(() => {});

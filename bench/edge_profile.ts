@@ -6,7 +6,8 @@
  * memory (VmHWM, start-up included), and the runtime alone (batch-1 latency of
  * onnxruntime-web against onnxruntime-node, in this process).
  */
-import { createRunner, type RunnerOptions } from "../model/runtime/runner.ts";
+import { createRunner } from "../model/runtime/backends.ts";
+import type { RunnerOptions } from "../model/runtime/runner.ts";
 import { TENSOR_SIZE } from "../image/preprocess.ts";
 import { freePort, startTask, waitReady } from "../tests/support/gateway_process.ts";
 import { closedLoop, type LoadResult, round, summary } from "./load.ts";

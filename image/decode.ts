@@ -27,20 +27,13 @@ import jpegCodec from "imagescript/wasm/node/jpeg.js";
 import pngCodec from "imagescript/wasm/node/png.js";
 import { formatList, type ImageHeader } from "./image_header.ts";
 import { applyOrientation, type OrientationMode } from "./orientation.ts";
-
-/** Interleaved 8-bit pixels: 1 (gray), 3 (RGB) or 4 (RGBA, alpha ignored) channels. */
-export interface RawImage {
-  width: number;
-  height: number;
-  channels: 1 | 3 | 4;
-  data: Uint8Array;
-}
+import { CodedError, errorMessage } from "../core/errors.ts";
+import type { RawImage } from "./raw_image.ts";
 
 /** The bytes claim to be JPEG/PNG/WebP but the decoder cannot make an image of them. */
-export class DecodeError extends Error {
+export class DecodeError extends CodedError {
   constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "DecodeError";
+    super("decode_failed", message, options);
   }
 }
 
@@ -278,5 +271,5 @@ function errorText(err: unknown): string {
   if (err instanceof Error && /VipsJpeg|jpegload|webpload|VipsForeignLoadWebp/.test(err.message)) {
     return err.message.split("\n")[0].replace(/^(VipsJpeg|VipsForeignLoadWebp\w*): /, "");
   }
-  return err instanceof Error ? err.message : String(err);
+  return errorMessage(err);
 }

@@ -4,6 +4,7 @@
  * bytes, not by the declared content type) and refuses pixel floods before a
  * decoder allocates anything.
  */
+import { CodedError } from "../core/errors.ts";
 import { type Orientation, readExifOrientation } from "./orientation.ts";
 
 export type ImageFormat = "jpeg" | "png" | "webp";
@@ -34,7 +35,7 @@ export interface ImageHeader {
 }
 
 /** Why a byte string is not an acceptable image. */
-export class ImageHeaderError extends Error {
+export class ImageHeaderError extends CodedError {
   constructor(
     message: string,
     /** `unsupported`: not a format the decoder reads (415); `malformed`: claims one but is broken (422). */
@@ -42,8 +43,7 @@ export class ImageHeaderError extends Error {
     /** What the magic bytes say it is, when recognised. */
     readonly detected?: string,
   ) {
-    super(message);
-    this.name = "ImageHeaderError";
+    super(kind === "unsupported" ? "image_unsupported" : "image_malformed", message);
   }
 }
 

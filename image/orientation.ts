@@ -4,7 +4,7 @@
  * pass; applying it is a pure function on decoded pixels, so every decoder
  * (libjpeg-turbo, libwebp, imagescript) gives the same upright image.
  */
-import type { RawImage } from "./decode.ts";
+import type { RawImage } from "./raw_image.ts";
 
 /**
  * The EXIF Orientation values (TIFF tag 0x0112): 1 upright, 2 mirrored, 3

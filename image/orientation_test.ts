@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { fixture } from "../tests/support/helpers.ts";
 import { JPEG_MIN_DECODE_SHORT_SIDE } from "./prepare.ts";
-import { decodeImage, type RawImage } from "./decode.ts";
+import { decodeImage } from "./decode.ts";
+import type { RawImage } from "./raw_image.ts";
 import { readImageHeader } from "./image_header.ts";
 import { applyOrientation, type Orientation, readExifOrientation } from "./orientation.ts";
 import { preprocess, TENSOR_SIZE } from "./preprocess.ts";

@@ -8,7 +8,7 @@
  * to 8 bits as PIL does for 8-bit images. Only the pixels inside the centre
  * crop are ever computed.
  */
-import type { RawImage } from "./decode.ts";
+import type { RawImage } from "./raw_image.ts";
 
 export const RESIZE_SHORT_SIDE = 256;
 export const CROP_SIZE = 224;

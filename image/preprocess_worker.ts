@@ -10,6 +10,7 @@
 import { DecodeError } from "./decode.ts";
 import type { ImageHeader } from "./image_header.ts";
 import { prepareImage, type PrepareOptions } from "./prepare.ts";
+import { errorMessage } from "../core/errors.ts";
 
 export interface PreprocessRequest {
   id: number;
@@ -31,7 +32,7 @@ self.onmessage = async (event: MessageEvent<PreprocessRequest>) => {
   } catch (err) {
     const reply: PreprocessReply = {
       id,
-      error: err instanceof Error ? err.message : String(err),
+      error: errorMessage(err),
       decodeError: err instanceof DecodeError,
     };
     self.postMessage(reply);

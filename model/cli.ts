@@ -7,6 +7,7 @@
 import { configOrExit } from "../config.ts";
 import { configureLogging, shutdownLogging } from "../observability/logger.ts";
 import { ensureSynthetic, resolveModel } from "./artifact/resolve.ts";
+import { errorMessage } from "../core/errors.ts";
 
 const command = Deno.args[0];
 if (command !== "fetch" && command !== "synth") {
@@ -34,7 +35,7 @@ try {
     );
   }
 } catch (err) {
-  console.error(err instanceof Error ? err.message : String(err));
+  console.error(errorMessage(err));
   exitCode = 1;
 }
 await shutdownLogging();

@@ -1,28 +1,21 @@
 /**
- * Resolve, load and warm the model, and build the classifier over it:
- * everything that must happen before `/ready` turns 200. Separate from
- * source.ts so the model CLI does not load the native runtime.
+ * Starts a model: resolves the artifact (artifact/), chooses the precision
+ * and quantizes if asked (quantize/), loads and warms the runners and builds
+ * the classifier over them (runtime/): everything that must happen before
+ * `/ready` turns 200. The one module that imports all three; the model CLI
+ * imports only the first two, so it never loads the native runtime.
  */
 import type { Config } from "../config.ts";
 import { initDecoders } from "../image/decode.ts";
-import { loadLabels } from "./classes/labels.ts";
-import type { ModelState } from "./runtime/state.ts";
 import { logger } from "../observability/logger.ts";
-import { guarded } from "../observability/telemetry_guard.ts";
 import { resolveModel, type ResolveOptions } from "./artifact/resolve.ts";
+import { SYNTHETIC_WEIGHTS_WARNING } from "./artifact/types.ts";
+import { loadLabels } from "./classes/labels.ts";
 import { choosePrecision, servedAsIs } from "./quantize/precision.ts";
-import type { Tracer } from "@opentelemetry/api";
-import { Batcher } from "./runtime/batcher.ts";
-import { Classifier, type ImageInput } from "./runtime/classifier.ts";
-import { InlinePreprocessor, PreprocessPool } from "../image/preprocess_pool.ts";
-import {
-  createRunner,
-  type ModelInfo,
-  type ModelRunner,
-  type RunnerOptions,
-  SYNTHETIC_WEIGHTS_WARNING,
-} from "./runtime/runner.ts";
-import { WorkerRunner } from "./runtime/worker_runner.ts";
+import { buildClassifier, type ClassifierHooks, startRunners } from "./runtime/build.ts";
+import type { Classifier } from "./runtime/classifier.ts";
+import type { ModelInfo, ModelRunner, RunnerOptions } from "./runtime/runner.ts";
+import type { ModelState } from "./runtime/state.ts";
 
 export interface LoadedModel {
   /** One per session: in Workers, or a single in-process runner when INFERENCE_WORKERS=0. */
@@ -68,21 +61,9 @@ export async function loadModel(
     intraOpThreads: config.INTRA_OP_THREADS,
     spinning: config.INTRA_OP_SPINNING === "on",
   };
-  let runners: ModelRunner[];
-  let warmupMs: number;
-  if (config.INFERENCE_WORKERS === 0) {
-    const runner = await createRunner(runnerOptions);
-    warmupMs = await runner.warmup();
-    runners = [runner];
-    // The session holds its own copy; no worker will need the bytes again.
-    runnerOptions = { ...runnerOptions, bytes: undefined };
-  } else {
-    const workers = await Promise.all(
-      Array.from({ length: config.INFERENCE_WORKERS }, () => WorkerRunner.create(runnerOptions)),
-    );
-    warmupMs = Math.max(...workers.map((w) => w.warmupMs));
-    runners = workers;
-  }
+  const started = await startRunners(runnerOptions, config.INFERENCE_WORKERS);
+  const { runners, warmupMs } = started;
+  runnerOptions = started.runnerOptions;
   const info = runners[0].info;
   const loadSeconds = (performance.now() - t0) / 1000;
   log.info("Model loaded from {source} in {seconds} s", {
@@ -106,90 +87,6 @@ export async function loadModel(
     softmax_applied_by: info.outputsProbabilities ? "model" : "gateway",
   });
   return { runners, info, loadSeconds, warmupMs, runnerOptions };
-}
-
-/**
- * Replaces any inference worker that dies: its in-flight requests have
- * already been failed by the runner; queued ones wait for the replacement
- * (or their deadline). Restarts are counted through `onRestart`.
- */
-export function superviseWorkers(
-  batcher: Batcher,
-  runnerOptions: RunnerOptions,
-  onRestart: (reason: string) => void = () => {},
-  create: (options: RunnerOptions) => Promise<WorkerRunner> = (o) => WorkerRunner.create(o, 1),
-): void {
-  const log = logger("model");
-  const restarted = guarded("worker_restart", onRestart)!;
-  const watch = (runner: ModelRunner) => {
-    if (!(runner instanceof WorkerRunner)) return;
-    runner.onDeath(async (reason) => {
-      if (reason === "closed") return;
-      batcher.retire(runner);
-      restarted(reason);
-      log.error("Inference worker died ({reason}); starting a replacement", { reason });
-      for (let attempt = 1;; attempt++) {
-        try {
-          const fresh = await create(runnerOptions);
-          batcher.add(fresh);
-          watch(fresh);
-          log.info("Replacement inference worker ready", { attempt });
-          return;
-        } catch (err) {
-          log.error("Replacement inference worker failed to start: {error}", { error: String(err), attempt });
-          await new Promise((r) => setTimeout(r, Math.min(30_000, 500 * 2 ** attempt)));
-        }
-      }
-    });
-  };
-  for (const runner of batcher.runners) watch(runner);
-}
-
-/**
- * What the model layer reports, as callbacks: observability/telemetry.ts
- * builds them from the metric catalogue (modelHooks). Each is called through
- * the telemetry guard, so none can fail a request.
- */
-export interface ClassifierHooks {
-  tracer?: Tracer;
-  onQueueDepth?: (depth: number) => void;
-  onBatch?: (size: number) => void;
-  onInput?: (image: ImageInput) => void;
-  onWorkerRestart?: (reason: string) => void;
-}
-
-/**
- * The batcher over the loaded runners, and the classifier that feeds it. With
- * `runnerOptions`, inference workers that die are replaced (superviseWorkers).
- */
-export function buildClassifier(
-  config: Config,
-  loaded: Pick<LoadedModel, "runners" | "info"> & Partial<Pick<LoadedModel, "runnerOptions">>,
-  labels: readonly string[],
-  hooks: ClassifierHooks = {},
-): Classifier {
-  const batcher = new Batcher(loaded.runners, {
-    maxBatchSize: config.MAX_BATCH_SIZE,
-    maxBatchDelayMs: config.MAX_BATCH_DELAY_MS,
-    maxQueue: config.MAX_QUEUE,
-    classes: loaded.info.classes,
-    tracer: hooks.tracer,
-    onQueueDepth: hooks.onQueueDepth,
-    onBatch: hooks.onBatch,
-  });
-  if (loaded.runnerOptions) superviseWorkers(batcher, loaded.runnerOptions, hooks.onWorkerRestart);
-  // The WASM profile decodes without native code too.
-  const preprocessing = { orientation: config.EXIF_ORIENTATION, codecs: config.INFERENCE_BACKEND };
-  const preprocessor = config.PREPROCESS_WORKERS > 0
-    ? new PreprocessPool(config.PREPROCESS_WORKERS, preprocessing)
-    : new InlinePreprocessor(preprocessing);
-  return new Classifier(
-    loaded.info,
-    batcher,
-    labels,
-    { maxImagePixels: config.MAX_IMAGE_PIXELS, onInput: hooks.onInput },
-    preprocessor,
-  );
 }
 
 /**

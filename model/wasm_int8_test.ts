@@ -9,7 +9,8 @@ import { captureLogs, fixture, manifest, testConfig } from "../tests/support/hel
 import { readImageHeader } from "../image/image_header.ts";
 import { prepareImage } from "../image/prepare.ts";
 import { choosePrecision, servedAsIs } from "./quantize/precision.ts";
-import { createRunner, type RunnerOptions } from "./runtime/runner.ts";
+import { createRunner } from "./runtime/backends.ts";
+import type { RunnerOptions } from "./runtime/runner.ts";
 import { ensureSynthetic, ModelLoadError, resolveModel } from "./artifact/resolve.ts";
 
 function argmax(row: Float32Array): number {

@@ -1,8 +1,8 @@
 /** Liveness, readiness, service metadata and metrics. */
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { type Config, publicConfig } from "../config.ts";
-import type { QuantizationReport } from "../model/quantize/precision.ts";
-import { SYNTHETIC_WEIGHTS_WARNING } from "../model/runtime/runner.ts";
+import type { QuantizationReport } from "../model/artifact/types.ts";
+import { SYNTHETIC_WEIGHTS_WARNING } from "../model/artifact/types.ts";
 import type { ModelState } from "../model/runtime/state.ts";
 import type { Repository } from "../model/repository/repository.ts";
 import { type Metrics, renderMetrics } from "../observability/metrics.ts";

@@ -9,7 +9,7 @@ import type { Config } from "../config.ts";
 import type { Classification } from "../model/runtime/classifier.ts";
 import { ImageHeaderError, readImageHeader } from "../image/image_header.ts";
 import type { ModelState } from "../model/runtime/state.ts";
-import { SYNTHETIC_WEIGHTS_WARNING } from "../model/runtime/runner.ts";
+import { SYNTHETIC_WEIGHTS_WARNING } from "../model/artifact/types.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { recordSafely } from "../observability/telemetry_guard.ts";
 import { clientSignal, readBodyLimited } from "./body.ts";

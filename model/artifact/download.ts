@@ -5,6 +5,7 @@
  * or tampered file where the loader would trust it.
  */
 import { createHash } from "node:crypto";
+import { CodedError, errorMessage } from "../../core/errors.ts";
 
 export interface DownloadOptions {
   url: string;
@@ -24,10 +25,9 @@ export interface DownloadOptions {
   fetch?: typeof fetch;
 }
 
-export class DownloadError extends Error {
+export class DownloadError extends CodedError {
   constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "DownloadError";
+    super("download_failed", message, options);
   }
 }
 
@@ -62,7 +62,7 @@ export async function openDownload(
       redirect: "follow",
     });
   } catch (err) {
-    throw new DownloadError(`Cannot reach ${url}: ${err instanceof Error ? err.message : err}`, {
+    throw new DownloadError(`Cannot reach ${url}: ${errorMessage(err)}`, {
       cause: err,
     });
   } finally {
@@ -125,7 +125,7 @@ export async function downloadVerified(options: DownloadOptions): Promise<void> 
   } catch (err) {
     await Deno.remove(tmp).catch(() => {});
     if (err instanceof DownloadError) throw err;
-    throw new DownloadError(`Download of ${url} failed: ${err instanceof Error ? err.message : err}`, {
+    throw new DownloadError(`Download of ${url} failed: ${errorMessage(err)}`, {
       cause: err,
     });
   }

@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import { logger } from "../../observability/logger.ts";
 import { buildSyntheticResNet50 } from "./synthetic_resnet50.ts";
 import { DownloadError, openDownload } from "./download.ts";
+import { errorMessage } from "../../core/errors.ts";
 
 /** A body past this is refused while it streams: no ResNet-50 export comes near it. */
 export const MAX_MODEL_BYTES = 1024 * 1024 * 1024;
@@ -74,7 +75,7 @@ export async function fetchModelBytes(options: FetchModelOptions): Promise<Model
     }
   } catch (err) {
     if (err instanceof DownloadError) throw err;
-    throw new DownloadError(`Download of ${url} failed: ${err instanceof Error ? err.message : err}`, {
+    throw new DownloadError(`Download of ${url} failed: ${errorMessage(err)}`, {
       cause: err,
     });
   }

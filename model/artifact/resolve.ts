@@ -13,15 +13,16 @@ import {
   ZOO_MODEL_SHA256,
 } from "../../config.ts";
 import { logger } from "../../observability/logger.ts";
-import type { ModelInfo, Weights } from "../runtime/runner.ts";
+import type { ModelSource, Precision, Weights } from "./types.ts";
 import { fetchModelBytes, syntheticModelBytes } from "./model_bytes.ts";
 import { buildSyntheticResNet50 } from "./synthetic_resnet50.ts";
 import { downloadVerified, sha256File } from "./download.ts";
+import { CodedError, errorMessage } from "../../core/errors.ts";
 
 export interface ResolvedModel {
   /** The file; for a model in memory, where it came from (its URL, or memory:…). */
   path: string;
-  source: ModelInfo["source"];
+  source: ModelSource;
   weights: Weights;
   sha256: string;
   /** The model itself when it has no file. */
@@ -33,10 +34,9 @@ export interface ResolveOptions {
   disk?: boolean;
 }
 
-export class ModelLoadError extends Error {
+export class ModelLoadError extends CodedError {
   constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "ModelLoadError";
+    super("model_load", message, options);
   }
 }
 
@@ -64,7 +64,7 @@ interface ZooFile {
   what: string;
 }
 
-function zooFile(config: ModelConfig, precision: "fp32" | "int8"): ZooFile {
+function zooFile(config: ModelConfig, precision: Precision): ZooFile {
   if (precision === "fp32") {
     return {
       url: config.MODEL_ZOO_URL,
@@ -88,7 +88,7 @@ function pathOf(config: ModelConfig, file: ZooFile): string {
   return `${config.MODEL_DIR}/${name}`;
 }
 
-export function zooPath(config: ModelConfig, precision: "fp32" | "int8" = "fp32"): string {
+export function zooPath(config: ModelConfig, precision: Precision = "fp32"): string {
   return pathOf(config, zooFile(config, precision));
 }
 
@@ -171,7 +171,7 @@ async function fromFile(path: string): Promise<ResolvedModel> {
 /** A cached zoo file is used only if its checksum still matches. */
 async function cachedZoo(
   config: ModelConfig,
-  precision: "fp32" | "int8" = "fp32",
+  precision: Precision = "fp32",
   mayBeUnreadable = false,
 ): Promise<ResolvedModel | undefined> {
   const file = zooFile(config, precision);
@@ -193,7 +193,7 @@ async function cachedZoo(
 async function downloadZoo(
   config: ModelConfig,
   fetchImpl?: typeof fetch,
-  precision: "fp32" | "int8" = "fp32",
+  precision: Precision = "fp32",
 ): Promise<ResolvedModel> {
   const file = zooFile(config, precision);
   const path = pathOf(config, file);
@@ -280,7 +280,7 @@ export async function resolveModel(
         return await download();
       } catch (err) {
         logger("model").warn("Pretrained model unavailable ({reason}); falling back to synthetic weights", {
-          reason: err instanceof Error ? err.message : String(err),
+          reason: errorMessage(err),
         });
         return await synthetic();
       }

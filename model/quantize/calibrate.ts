@@ -12,11 +12,8 @@
  *   docs/performance.md has the held-out agreement of both on this model.
  */
 import * as ort from "onnxruntime-node";
-import type { Config } from "../../config.ts";
 import { TENSOR_SIZE } from "../../image/preprocess.ts";
-
-/** The methods are listed once, by the CALIBRATION_METHOD variable that chooses one. */
-export type CalibrationMethod = Config["CALIBRATION_METHOD"];
+import type { CalibrationMethod } from "../artifact/types.ts";
 
 /** The percentile kept at each end by the `percentile` method. */
 export const PERCENTILE = 99.999;

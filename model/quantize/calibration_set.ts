@@ -12,10 +12,12 @@
  * Every view goes through the gateway's own decoding and preprocessing.
  */
 import { createHash } from "node:crypto";
-import { decodeImage, type RawImage } from "../../image/decode.ts";
+import { decodeImage } from "../../image/decode.ts";
+import type { RawImage } from "../../image/raw_image.ts";
 import { readImageHeader } from "../../image/image_header.ts";
 import { JPEG_MIN_DECODE_SHORT_SIDE } from "../../image/prepare.ts";
 import { CROP_SIZE, preprocess } from "../../image/preprocess.ts";
+import { CodedError, errorMessage } from "../../core/errors.ts";
 
 /**
  * Below this many held-out photos the gate's agreement moves in steps of 5% or
@@ -49,10 +51,9 @@ export interface CalibrationSet {
   fingerprint: string;
 }
 
-export class CalibrationError extends Error {
+export class CalibrationError extends CodedError {
   constructor(message: string) {
-    super(message);
-    this.name = "CalibrationError";
+    super("calibration_failed", message);
   }
 }
 
@@ -113,7 +114,7 @@ export async function loadCalibrationSet(dir: string): Promise<CalibrationSet> {
     names = (await Array.fromAsync(Deno.readDir(dir))).filter((e) => e.isFile).map((e) => e.name).sort();
   } catch (err) {
     throw new CalibrationError(
-      `CALIBRATION_DIR ${dir} cannot be read: ${err instanceof Error ? err.message : String(err)}`,
+      `CALIBRATION_DIR ${dir} cannot be read: ${errorMessage(err)}`,
     );
   }
   for (const file of names) {
@@ -140,9 +141,7 @@ export async function loadCalibrationSet(dir: string): Promise<CalibrationSet> {
       image = await decodeImage(bytes, readImageHeader(bytes), { minShortSide: JPEG_MIN_DECODE_SHORT_SIDE });
     } catch (err) {
       throw new CalibrationError(
-        `Calibration photo ${dir}/${photo.file} cannot be decoded: ${
-          err instanceof Error ? err.message : err
-        }`,
+        `Calibration photo ${dir}/${photo.file} cannot be decoded: ${errorMessage(err)}`,
       );
     }
     const all = views(image);

@@ -10,9 +10,10 @@
  *   -> { type: "measure", fp32Path, int8Path, inputs }       <- { type: "measured", agreement }
  *   any failure                                              <- { type: "failed", message }
  */
-import type { CalibrationMethod } from "./calibrate.ts";
+import type { CalibrationMethod } from "../artifact/types.ts";
 import { measureAgreement } from "./quality_gate.ts";
 import { quantizeModel } from "./quantize.ts";
+import { errorMessage } from "../../core/errors.ts";
 
 export type Int8Request =
   | { type: "quantize"; fp32Path: string; calibration: ArrayBuffer[]; method: CalibrationMethod }
@@ -45,7 +46,7 @@ self.onmessage = async (event: MessageEvent<Int8Request>) => {
     }
   } catch (err) {
     self.postMessage(
-      { type: "failed", message: err instanceof Error ? err.message : String(err) } satisfies Int8Reply,
+      { type: "failed", message: errorMessage(err) } satisfies Int8Reply,
     );
   }
 };

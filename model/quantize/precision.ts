@@ -15,15 +15,15 @@ import { createHash } from "node:crypto";
 import { env as ortEnv } from "onnxruntime-common";
 import type { Config } from "../../config.ts";
 import { logger } from "../../observability/logger.ts";
-import type { CalibrationMethod } from "./calibrate.ts";
 import { type CalibrationSet, loadCalibrationSet, MIN_HELD_OUT_PHOTOS } from "./calibration_set.ts";
 import type { Int8Reply, Int8Request } from "./int8_worker.ts";
 import { decodeModel, isQuantized } from "../artifact/onnx_graph.ts";
 import type { Agreement } from "./quality_gate.ts";
-import type { Precision } from "../runtime/runner.ts";
+import type { CalibrationMethod, Precision, QuantizationReport } from "../artifact/types.ts";
 import { readModelFile, sha256Hex } from "../artifact/model_bytes.ts";
 import { fileExists, ModelLoadError, type ResolvedModel, resolveZooInt8 } from "../artifact/resolve.ts";
 import { sha256File } from "../artifact/download.ts";
+import { errorMessage } from "../../core/errors.ts";
 
 /** Bumped whenever the quantizer's output changes, so cached int8 files are rebuilt. */
 export const QUANTIZER_VERSION = "qdq-v1:bnfold,w-int8-sym-per-channel,a-uint8-asym,relu-fused";
@@ -31,30 +31,6 @@ export const QUANTIZER_VERSION = "qdq-v1:bnfold,w-int8-sym-per-channel,a-uint8-a
 export const SYNTHETIC_NOTE =
   "Synthetic weights: these figures describe the quantizer (how far int8 arithmetic moves this network's " +
   "output), not ImageNet accuracy.";
-
-/** What the int8 step did; shown in /info, the startup log and the model_int8_* gauges. */
-export interface QuantizationReport {
-  /** Where the int8 model came from. */
-  origin: "quantized-at-startup" | "zoo" | "pre-quantized";
-  /** Calibration method and set, when quantized here. */
-  method?: CalibrationMethod;
-  calibrationDir: string;
-  calibrationImages?: number;
-  /** Held-out views the gate measured on (ten per photo). */
-  heldOutImages?: number;
-  /** The distinct held-out photos those views come from: the sample size that matters. */
-  heldOutPhotos?: number;
-  /** The gate's figures; absent when there is no fp32 model to compare with (pre-quantized file). */
-  top1Agreement?: number;
-  meanAbsTop1ConfidenceDelta?: number;
-  minAgreement: number;
-  /** Whether int8 is served; when not, `reason` says why. */
-  accepted: boolean;
-  reason?: string;
-  int8Path: string;
-  int8Sha256: string;
-  note?: string;
-}
 
 export interface ServedModel {
   path: string;
@@ -237,7 +213,7 @@ export async function choosePrecision(
       origin = "zoo";
     } catch (err) {
       log.warn("The zoo's int8 model is unavailable ({reason}); quantizing the fp32 zoo model here instead", {
-        reason: err instanceof Error ? err.message : String(err),
+        reason: errorMessage(err),
       });
     }
   }

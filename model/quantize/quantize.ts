@@ -17,7 +17,8 @@
  * Everything else (global pooling, the final Gemm, softmax if any) stays fp32.
  */
 import { foldBatchNorm } from "./bn_fold.ts";
-import { calibrateRanges, type CalibrationMethod, type Range } from "./calibrate.ts";
+import type { CalibrationMethod } from "../artifact/types.ts";
+import { calibrateRanges, type Range } from "./calibrate.ts";
 import {
   consumers,
   DataType,
@@ -36,6 +37,7 @@ import {
   uint8Tensor,
   withExtraOutputs,
 } from "../artifact/onnx_graph.ts";
+import { CodedError } from "../../core/errors.ts";
 
 /** Which nodes get quantized and which tensors need a calibrated range. */
 export interface QuantizationPlan {
@@ -255,10 +257,9 @@ export interface QuantizeResult {
   stats: { foldedBatchNorms: number; convs: number; adds: number; tensors: number; images: number };
 }
 
-export class AlreadyQuantizedError extends Error {
+export class AlreadyQuantizedError extends CodedError {
   constructor() {
-    super("The model is already quantized");
-    this.name = "AlreadyQuantizedError";
+    super("already_quantized", "The model is already quantized");
   }
 }
 

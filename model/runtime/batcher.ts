@@ -10,32 +10,32 @@ import { type Link, ROOT_CONTEXT, type SpanContext, SpanKind, type Tracer } from
 import { TENSOR_SIZE } from "../../image/preprocess.ts";
 import { guarded } from "../../observability/telemetry_guard.ts";
 import type { ModelRunner } from "./runner.ts";
+import { CodedError } from "../../core/errors.ts";
 
-export class OverloadedError extends Error {
+export class OverloadedError extends CodedError {
   constructor(readonly queueLimit: number) {
-    super(`The inference queue is full (${queueLimit} requests waiting); retry shortly`);
-    this.name = "OverloadedError";
+    super("overloaded", `The inference queue is full (${queueLimit} requests waiting); retry shortly`);
   }
 }
 
-export class DeadlineError extends Error {
+export class DeadlineError extends CodedError {
   constructor(readonly timeoutMs: number) {
-    super(`The request waited ${timeoutMs} ms without reaching the model and was dropped`);
-    this.name = "DeadlineError";
+    super(
+      "deadline_exceeded",
+      `The request waited ${timeoutMs} ms without reaching the model and was dropped`,
+    );
   }
 }
 
-export class CancelledError extends Error {
+export class CancelledError extends CodedError {
   constructor() {
-    super("The client went away before inference started");
-    this.name = "CancelledError";
+    super("cancelled", "The client went away before inference started");
   }
 }
 
-export class DrainingError extends Error {
+export class DrainingError extends CodedError {
   constructor() {
-    super("The server is shutting down and admits no new work");
-    this.name = "DrainingError";
+    super("draining", "The server is shutting down and admits no new work");
   }
 }
 

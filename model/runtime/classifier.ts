@@ -18,18 +18,19 @@ import type { ModelInfo } from "./runner.ts";
 import { trace } from "@opentelemetry/api";
 import { PlainStages, type StageRunner } from "../../observability/stages.ts";
 import { guarded } from "../../observability/telemetry_guard.ts";
+import { CodedError } from "../../core/errors.ts";
 
 export { DecodeError, ImageHeaderError };
 
 /** The image declares more pixels than MAX_IMAGE_PIXELS; refused before decoding. */
-export class PixelLimitError extends Error {
+export class PixelLimitError extends CodedError {
   constructor(readonly header: ImageHeader, readonly limit: number) {
     super(
+      "pixel_limit",
       `Image is ${header.width}x${header.height} (${
         header.width * header.height
       } pixels); the limit is ${limit} pixels`,
     );
-    this.name = "PixelLimitError";
   }
 }
 

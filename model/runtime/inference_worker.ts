@@ -10,7 +10,9 @@
  *   -> { type: "run", id, input, batch }            <- { type: "result", id, output } | { type: "error", id, message }
  *   -> { type: "close" }                            <- { type: "closed" }
  */
-import { createRunner, type LocalRunner, type ModelInfo, type RunnerOptions } from "./runner.ts";
+import { createRunner } from "./backends.ts";
+import type { LocalRunner, ModelInfo, RunnerOptions } from "./runner.ts";
+import { errorMessage } from "../../core/errors.ts";
 
 export type WorkerRequest =
   | { type: "init"; options: RunnerOptions; warmupIterations: number }
@@ -27,7 +29,6 @@ export type WorkerReply =
 let runner: LocalRunner | undefined;
 const reply = (message: WorkerReply, transfer: Transferable[] = []) =>
   self.postMessage(message, { transfer });
-const text = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 self.onmessage = async (event: MessageEvent<WorkerRequest>) => {
   const msg = event.data;
@@ -38,7 +39,7 @@ self.onmessage = async (event: MessageEvent<WorkerRequest>) => {
         const warmupMs = await runner.warmup(msg.warmupIterations);
         reply({ type: "ready", info: runner.info, warmupMs });
       } catch (err) {
-        reply({ type: "failed", message: text(err) });
+        reply({ type: "failed", message: errorMessage(err) });
       }
       return;
     case "run":
@@ -49,7 +50,7 @@ self.onmessage = async (event: MessageEvent<WorkerRequest>) => {
         const owned = output.slice();
         reply({ type: "result", id: msg.id, output: owned.buffer }, [owned.buffer]);
       } catch (err) {
-        reply({ type: "error", id: msg.id, message: text(err) });
+        reply({ type: "error", id: msg.id, message: errorMessage(err) });
       }
       return;
     case "close":

@@ -1,6 +1,7 @@
 /** Runs the classifier through onnxruntime-node (native code, loaded through FFI). */
 import * as ort from "onnxruntime-node";
 import { describeSession, ModelShapeError, type RunnerOptions, SessionRunner } from "./runner.ts";
+import { errorMessage } from "../../core/errors.ts";
 
 const tensor = (data: Float32Array, dims: readonly number[]) => new ort.Tensor("float32", data, dims);
 
@@ -27,7 +28,7 @@ export class OrtRunner extends SessionRunner {
         ? await ort.InferenceSession.create(options.bytes, sessionOptions)
         : await ort.InferenceSession.create(options.path, sessionOptions);
     } catch (err) {
-      const reason = err instanceof Error ? err.message : String(err);
+      const reason = errorMessage(err);
       throw new ModelShapeError(`Cannot load ONNX model ${options.path}: ${reason}`);
     }
     const info = describeSession(session, options, {

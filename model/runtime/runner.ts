@@ -8,19 +8,11 @@
 import type { InferenceSession, Tensor } from "onnxruntime-common";
 import { CROP_SIZE, TENSOR_SIZE } from "../../image/preprocess.ts";
 import { isProbabilityRow } from "../classes/postprocess.ts";
+import type { ModelSource, Precision, QuantizationReport, Weights } from "../artifact/types.ts";
+import { CodedError } from "../../core/errors.ts";
 
-import type { QuantizationReport } from "../quantize/precision.ts";
-
-export type Weights = "synthetic" | "pretrained";
-/** The arithmetic the served model runs in (MODEL_PRECISION, unless the int8 quality gate refused it). */
-export type Precision = "fp32" | "int8";
 /** native: onnxruntime-node (FFI). wasm: onnxruntime-web (WebAssembly only). */
 export type Backend = "native" | "wasm";
-
-/** The one wording of the synthetic-weights warning: the startup log, `/info` and every prediction carry it. */
-export const SYNTHETIC_WEIGHTS_WARNING =
-  "This model has synthetic (random, seeded) weights: predictions are " +
-  "meaningless. Set MODEL_PATH to a pretrained ONNX file, or MODEL_SOURCE=zoo where the internet is reachable.";
 
 /** What the runner knows about the model it serves; shown in `/info` and every prediction. */
 export interface ModelInfo {
@@ -28,7 +20,7 @@ export interface ModelInfo {
   version: string;
   weights: Weights;
   sha256: string;
-  source: "file" | "url" | "zoo" | "synthetic";
+  source: ModelSource;
   precision: Precision;
   /** What MODEL_PRECISION=int8 did: origin, the quality gate's figures and decision. */
   quantization?: QuantizationReport;
@@ -54,10 +46,9 @@ export interface ModelRunner {
 }
 
 /** The model file cannot serve as an ImageNet classifier. */
-export class ModelShapeError extends Error {
+export class ModelShapeError extends CodedError {
   constructor(message: string) {
-    super(message);
-    this.name = "ModelShapeError";
+    super("model_shape", message);
   }
 }
 
@@ -88,16 +79,6 @@ export interface RunnerOptions {
 export interface LocalRunner extends ModelRunner {
   /** Runs a few inferences before the first request; returns the last one's duration in ms. */
   warmup(iterations?: number): Promise<number>;
-}
-
-/** Starts the backend `options.backend` names, importing its runtime only then. */
-export async function createRunner(options: RunnerOptions): Promise<LocalRunner> {
-  if (options.backend === "wasm") {
-    const { WasmRunner } = await import("./wasm_runner.ts");
-    return await WasmRunner.create(options);
-  }
-  const { OrtRunner } = await import("./ort_runner.ts");
-  return await OrtRunner.create(options);
 }
 
 /** The parts of an onnxruntime session (node or web) that say what the model is. */

@@ -11,6 +11,7 @@
 import * as ort from "onnxruntime-web";
 import { readModelFile } from "../artifact/model_bytes.ts";
 import { describeSession, ModelShapeError, type RunnerOptions, SessionRunner } from "./runner.ts";
+import { errorMessage } from "../../core/errors.ts";
 
 const tensor = (data: Float32Array, dims: readonly number[]) => new ort.Tensor("float32", data, dims);
 
@@ -77,7 +78,7 @@ export class WasmRunner extends SessionRunner {
         executionMode: "sequential",
       });
     } catch (err) {
-      const reason = err instanceof Error ? err.message : String(err);
+      const reason = errorMessage(err);
       throw new ModelShapeError(`Cannot load ONNX model ${options.path}: ${reason}`);
     } finally {
       restoreWebWorker();

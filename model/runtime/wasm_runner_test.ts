@@ -4,7 +4,8 @@ import { PreprocessPool } from "../../image/preprocess_pool.ts";
 import { readImageHeader } from "../../image/image_header.ts";
 import { prepareImage } from "../../image/prepare.ts";
 import { TENSOR_SIZE } from "../../image/preprocess.ts";
-import { createRunner, type LocalRunner, ModelShapeError, type RunnerOptions } from "./runner.ts";
+import { createRunner } from "./backends.ts";
+import { type LocalRunner, ModelShapeError, type RunnerOptions } from "./runner.ts";
 import { ensureSynthetic } from "../artifact/resolve.ts";
 import { wasmThreads } from "./wasm_runner.ts";
 

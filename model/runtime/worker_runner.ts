@@ -7,11 +7,11 @@
 import type { WorkerReply, WorkerRequest } from "./inference_worker.ts";
 import { TENSOR_SIZE } from "../../image/preprocess.ts";
 import type { ModelInfo, ModelRunner, RunnerOptions } from "./runner.ts";
+import { CodedError } from "../../core/errors.ts";
 
-export class WorkerCrashedError extends Error {
+export class WorkerCrashedError extends CodedError {
   constructor(message: string) {
-    super(message);
-    this.name = "WorkerCrashedError";
+    super("worker_crashed", message);
   }
 }
 

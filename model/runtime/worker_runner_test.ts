@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { captureLogs, testConfig } from "../../tests/support/helpers.ts";
 import { Batcher } from "./batcher.ts";
 import { ensureSynthetic } from "../artifact/resolve.ts";
-import { superviseWorkers } from "../start.ts";
+import { superviseWorkers } from "./build.ts";
 import { TENSOR_SIZE } from "../../image/preprocess.ts";
 import type { OrtRunnerOptions } from "./ort_runner.ts";
 import { WorkerCrashedError, WorkerRunner } from "./worker_runner.ts";

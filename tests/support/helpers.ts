@@ -2,7 +2,8 @@
 import { type Config, loadConfig } from "../../config.ts";
 import { Classifier } from "../../model/runtime/classifier.ts";
 import { loadLabels } from "../../model/classes/labels.ts";
-import { buildClassifier, loadModel } from "../../model/start.ts";
+import { loadModel } from "../../model/start.ts";
+import { buildClassifier } from "../../model/runtime/build.ts";
 import type { Backend, ModelRunner } from "../../model/runtime/runner.ts";
 import { ModelState } from "../../model/runtime/state.ts";
 import { createApp } from "../../routes/app.ts";

@@ -18,6 +18,7 @@ import {
 import { AlertmanagerConfig } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1alpha1";
 import { ScaledObject } from "@kubernetes-models/keda/keda.sh/v1alpha1";
 import { type Config, CONFIG_VARIABLES, loadConfig } from "../../config.ts";
+import { errorMessage } from "../../core/errors.ts";
 
 // deno-lint-ignore no-explicit-any
 export type Any = any;
@@ -77,7 +78,7 @@ export function schemaProblems(objects: K8sObject[]): string[] {
     try {
       new Model(o).validate();
     } catch (err) {
-      problems.push(`${id(o)}: ${err instanceof Error ? err.message : String(err)}`);
+      problems.push(`${id(o)}: ${errorMessage(err)}`);
     }
   }
   return problems;
