@@ -7,9 +7,9 @@
  * after (once the old version is unloaded). Writes bench/swap.json. Not part
  * of `deno task test`, which asserts the counts instead.
  */
-import { startTask, waitReady } from "../tests/gateway_process.ts";
-import { requestBytes } from "../tests/raw_http.ts";
-import { copyVersionIn, swapUnderLoad } from "../tests/swap_load.ts";
+import { startTask, waitReady } from "../tests/support/gateway_process.ts";
+import { requestBytes } from "../tests/support/raw_http.ts";
+import { copyVersionIn, swapUnderLoad } from "../tests/support/swap_load.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const MODEL = "./models/resnet50-synthetic-seed20240601.onnx";

@@ -1,11 +1,11 @@
 /** The app over a model repository of tiny models, in-process: /ready, /info and /predict across a swap. */
 import assert from "node:assert/strict";
 import { createRepository } from "../model/repository/repository.ts";
-import { ModelState } from "../model/state.ts";
+import { ModelState } from "../model/runtime/state.ts";
 import { createApp } from "./app.ts";
 import { modelHooks } from "../model/repository/metrics.ts";
-import { fixture, testConfig, testTelemetry } from "../tests/helpers.ts";
-import { tinyLabels, tinyModel } from "../tests/tiny_model.ts";
+import { fixture, testConfig, testTelemetry } from "../tests/support/helpers.ts";
+import { tinyLabels, tinyModel } from "../tests/support/tiny_model.ts";
 
 async function put(root: string, model: string, version: number, bytes: Uint8Array) {
   await Deno.mkdir(`${root}/${model}/${version}`, { recursive: true });

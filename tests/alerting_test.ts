@@ -15,7 +15,7 @@
  */
 import assert from "node:assert/strict";
 import { parse, stringify } from "yaml";
-import { freePort, type Started, startTask, waitReady } from "./gateway_process.ts";
+import { freePort, type Started, startTask, waitReady } from "./support/gateway_process.ts";
 import {
   captureLogs,
   fixture,
@@ -23,8 +23,8 @@ import {
   stateWithRunner,
   testConfig,
   testTelemetry,
-} from "./helpers.ts";
-import type { ModelInfo, ModelRunner } from "../model/runner.ts";
+} from "./support/helpers.ts";
+import type { ModelInfo, ModelRunner } from "../model/runtime/runner.ts";
 import { createApp } from "../routes/app.ts";
 import { startServer } from "../server/serve.ts";
 import { readLinks, runbookUrl } from "../deploy/runbook_links.ts";

@@ -61,6 +61,7 @@ const PRODUCTION = {
     "model/classes",
     "model/artifact",
     "model/runtime",
+    "model/repository",
     "access",
   ],
   /** gRPC (planned): a transport beside routes/, sharing what routes/ shares. */
@@ -72,6 +73,7 @@ const PRODUCTION = {
     "model/classes",
     "model/artifact",
     "model/runtime",
+    "model/repository",
     "access",
   ],
   /** The public listener: connection guard, Deno.serve, drain. */
@@ -101,9 +103,11 @@ const PRODUCTION_AREAS = Object.keys(PRODUCTION) as ProductionArea[];
 /** Tooling and tests: they may import any production area; only these may import test support. */
 const TOOLING = {
   /** Helpers shared by tests and the benchmark. */
-  "tests/support": [...PRODUCTION_AREAS],
-  "tests": [...PRODUCTION_AREAS, "tests/support", "bench", "deploy"],
+  "tests/support": [...PRODUCTION_AREAS, "tools"],
+  "tests": [...PRODUCTION_AREAS, "tests/support", "bench", "deploy", "tools"],
   "bench": [...PRODUCTION_AREAS, "tests/support"],
+  /** Repository tooling (deno.json's generated permission sets). */
+  "tools": [...PRODUCTION_AREAS],
   /** deploy/healthcheck.ts runs in the production image: no test support. */
   "deploy": [...PRODUCTION_AREAS],
 } as const satisfies Record<string, readonly string[]>;

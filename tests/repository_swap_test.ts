@@ -6,12 +6,12 @@
  * `deno task bench:swap`, not asserted here (the machine is shared).
  */
 import assert from "node:assert/strict";
-import { ensureSynthetic } from "../model/source.ts";
-import { type Started, startTask, waitReady } from "./gateway_process.ts";
-import { fixture, testConfig } from "./helpers.ts";
-import { requestBytes } from "./raw_http.ts";
-import { copyVersionIn, swapUnderLoad } from "./swap_load.ts";
-import { tinyModel } from "./tiny_model.ts";
+import { ensureSynthetic } from "../model/artifact/resolve.ts";
+import { type Started, startTask, waitReady } from "./support/gateway_process.ts";
+import { fixture, testConfig } from "./support/helpers.ts";
+import { requestBytes } from "./support/raw_http.ts";
+import { copyVersionIn, swapUnderLoad } from "./support/swap_load.ts";
+import { tinyModel } from "./support/tiny_model.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

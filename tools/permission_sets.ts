@@ -59,9 +59,10 @@ const SERVICE_NET = [
 
 /**
  * The model cache; labels and calibration photos (./model); the Workers'
- * modules; the page's files; npm packages with their WASM codecs.
+ * modules and what they import (./core); the page's files; npm packages with
+ * their WASM codecs.
  */
-const SERVICE_READ = ["./models", "./model", "./image", "./web", "./node_modules"];
+const SERVICE_READ = ["./models", "./core", "./model", "./image", "./web", "./node_modules"];
 
 /** The sets, by name, in the order deno.json lists them. */
 export const PERMISSION_SETS: Readonly<Record<string, PermissionSet>> = {

@@ -9,7 +9,7 @@
  * load and an unload of the same model never interleave; different models
  * load independently.
  */
-import type { Classifier } from "../classifier.ts";
+import type { Classifier } from "../runtime/classifier.ts";
 import { logger } from "../../observability/logger.ts";
 import { guarded } from "../../observability/telemetry_guard.ts";
 import type { ModelConfig } from "./model_config.ts";

@@ -4,8 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { TENSOR_SIZE } from "../../image/preprocess.ts";
-import { testConfig } from "../../tests/helpers.ts";
-import { tinyLabels, tinyModel } from "../../tests/tiny_model.ts";
+import { testConfig } from "../../tests/support/helpers.ts";
+import { tinyLabels, tinyModel } from "../../tests/support/tiny_model.ts";
 import { ModelNotReadyError, ModelRegistry, type RegistryOptions, UnknownModelError } from "./registry.ts";
 import { scanRepository } from "./scan.ts";
 import { versionStarter } from "./start_version.ts";

@@ -6,9 +6,10 @@
  */
 import type { Config } from "../../config.ts";
 import { logger } from "../../observability/logger.ts";
-import type { ModelState } from "../state.ts";
-import { type ClassifierHooks, startModel } from "../startup.ts";
-import type { ResolveOptions } from "../source.ts";
+import type { ModelState } from "../runtime/state.ts";
+import type { ClassifierHooks } from "../runtime/build.ts";
+import { startModel } from "../start.ts";
+import type { ResolveOptions } from "../artifact/resolve.ts";
 import { ModelRegistry, type RegistryHooks, type VersionSource } from "./registry.ts";
 import { type RepositoryScan, scanModelDir, scanRepository } from "./scan.ts";
 import { versionStarter } from "./start_version.ts";

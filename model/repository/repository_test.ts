@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { TENSOR_SIZE } from "../../image/preprocess.ts";
-import { testConfig } from "../../tests/helpers.ts";
-import { tinyLabels, tinyModel } from "../../tests/tiny_model.ts";
-import { ModelState } from "../state.ts";
+import { testConfig } from "../../tests/support/helpers.ts";
+import { tinyLabels, tinyModel } from "../../tests/support/tiny_model.ts";
+import { ModelState } from "../runtime/state.ts";
 import { estimateBytes, startRepository } from "./repository.ts";
 
 async function put(root: string, model: string, version: number, seed: number, hidden = false) {

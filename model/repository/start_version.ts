@@ -5,11 +5,12 @@
  * classifier. Refusals carry the reason the index shows.
  */
 import type { Config } from "../../config.ts";
-import { LABELS_URL, loadLabels, parseLabels } from "../labels.ts";
-import { buildClassifier, type ClassifierHooks, type LoadedModel, loadModel } from "../startup.ts";
+import { LABELS_URL, loadLabels, parseLabels } from "../classes/labels.ts";
+import { buildClassifier, type ClassifierHooks } from "../runtime/build.ts";
+import { type LoadedModel, loadModel } from "../start.ts";
 import { type StartedVersion, VersionLoadError, type VersionSource } from "./registry.ts";
 import type { ModelConfig } from "./model_config.ts";
-import type { ResolveOptions } from "../source.ts";
+import type { ResolveOptions } from "../artifact/resolve.ts";
 
 /** The gateway's settings with a model's config.json overrides applied. */
 export function versionConfig(

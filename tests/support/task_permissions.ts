@@ -5,9 +5,9 @@
  * grant without parsing deno.json themselves.
  */
 import assert from "node:assert/strict";
-import type { PermissionKind } from "../tools/permission_sets.ts";
+import type { PermissionKind } from "../../tools/permission_sets.ts";
 
-export { envAllows, PERMISSION_KINDS, type PermissionKind } from "../tools/permission_sets.ts";
+export { envAllows, PERMISSION_KINDS, type PermissionKind } from "../../tools/permission_sets.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 

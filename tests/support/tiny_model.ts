@@ -4,8 +4,8 @@
  * in, [N,classes] out), a few hundred bytes, loaded in milliseconds. Each seed
  * ranks the classes differently, so an answer shows which version computed it.
  */
-import { encodeModel, floatTensor, int, type onnx, proto } from "../model/onnx_graph.ts";
-import { mulberry32 } from "../model/prng.ts";
+import { encodeModel, floatTensor, int, type onnx, proto } from "../../model/artifact/onnx_graph.ts";
+import { mulberry32 } from "../../core/prng.ts";
 
 export interface TinyModelOptions {
   classes?: number;
