@@ -7,9 +7,9 @@
  * transport: errors are thrown with a `code`, and each transport maps codes to
  * its own statuses.
  */
-import type { Admission } from "../model/batcher.ts";
-import type { Classification, Classifier, Inference } from "../model/classifier.ts";
-import type { ModelState } from "../model/state.ts";
+import type { Admission } from "../model/runtime/batcher.ts";
+import type { Classification, Classifier, Inference } from "../model/runtime/classifier.ts";
+import type { ModelState } from "../model/runtime/state.ts";
 import type { StageName } from "../observability/metrics.ts";
 import type { Annotate, StageRunner } from "../observability/stages.ts";
 import { recordSafely } from "../observability/telemetry_guard.ts";

@@ -5,7 +5,7 @@
  * same network behind image decoding under MODEL_NAME-image, sharing one
  * model state. A model repository replaces it by implementing ModelCatalog.
  */
-import type { ModelState } from "../model/state.ts";
+import type { ModelState } from "../model/runtime/state.ts";
 
 /** How a model takes its input: preprocessed FP32 tensors, or encoded image files. */
 export const MODEL_KINDS = ["tensor", "image"] as const;

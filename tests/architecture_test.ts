@@ -52,6 +52,18 @@ const PRODUCTION = {
   ],
   /** API keys and scopes (planned): beneath the transports that check them. */
   "access": ["core", "config", "observability"],
+  /** What every transport shares, without HTTP: the inference sequence, the list of served models, statistics. */
+  "serving": [
+    "core",
+    "config",
+    "observability",
+    "image",
+    "model/classes",
+    "model/artifact",
+    "model/runtime",
+    "model/repository",
+    "access",
+  ],
   /** HTTP: the Hono app, its routes, problem bodies, the OpenAPI document. */
   "routes": [
     "core",
@@ -63,6 +75,7 @@ const PRODUCTION = {
     "model/runtime",
     "model/repository",
     "access",
+    "serving",
   ],
   /** gRPC (planned): a transport beside routes/, sharing what routes/ shares. */
   "grpc": [
@@ -75,6 +88,7 @@ const PRODUCTION = {
     "model/runtime",
     "model/repository",
     "access",
+    "serving",
   ],
   /** The public listener: connection guard, Deno.serve, drain. */
   "server": ["core", "config", "observability", "model/runtime", "routes"],
@@ -91,6 +105,7 @@ const PRODUCTION = {
     "model",
     "model/repository",
     "access",
+    "serving",
     "routes",
     "grpc",
     "server",
@@ -127,8 +142,6 @@ const FILE_AREAS: Record<string, string> = {
  */
 const KNOWN_EXCEPTIONS: ReadonlyArray<readonly [from: string, to: string, removedBy: string]> = [
   ["config.ts", "server/client_address.ts", "the `guard` helper moves the CIDR parsing beneath config.ts"],
-  ["routes/types.ts", "server/serve.ts", "the `v2` helper moves ConnectionInfo down"],
-  ["routes/body.ts", "server/serve.ts", "the `v2` helper moves ConnectionInfo down"],
 ];
 
 /** Cycles that exist today and are being removed, under the same rule. */

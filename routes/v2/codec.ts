@@ -5,8 +5,8 @@
  * an explicit stack, counts are checked before values are copied, and no
  * request-sized array is spread into an argument list.
  */
-import type { Inference } from "../../model/classifier.ts";
-import type { ModelInfo } from "../../model/runner.ts";
+import type { Inference } from "../../model/runtime/classifier.ts";
+import type { ModelInfo } from "../../model/runtime/runner.ts";
 import { TENSOR_SIZE } from "../../image/preprocess.ts";
 import type { ServedModel } from "../../serving/models.ts";
 import type { ModelInput } from "../../serving/infer.ts";

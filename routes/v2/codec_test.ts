@@ -5,8 +5,8 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { ModelState } from "../../model/state.ts";
-import type { ModelInfo } from "../../model/runner.ts";
+import { ModelState } from "../../model/runtime/state.ts";
+import type { ModelInfo } from "../../model/runtime/runner.ts";
 import { fixedCatalog } from "../../serving/models.ts";
 import {
   BinaryDataError,

@@ -5,8 +5,8 @@
  * and repository index, and KServe's model list. In-process, real model.
  */
 import assert from "node:assert/strict";
-import { ModelState } from "../../model/state.ts";
-import { captureLogs, readyApp, testConfig, testTelemetry } from "../../tests/helpers.ts";
+import { ModelState } from "../../model/runtime/state.ts";
+import { captureLogs, readyApp, testConfig, testTelemetry } from "../../tests/support/helpers.ts";
 import { createApp } from "../app.ts";
 
 async function expectError(res: Response, status: number, pattern: RegExp) {

@@ -6,8 +6,8 @@
 import type { Context } from "@hono/hono";
 import type { z } from "@hono/zod-openapi";
 import type { Config } from "../../config.ts";
-import type { Classification, Classifier, Inference } from "../../model/classifier.ts";
-import type { ModelInfo } from "../../model/runner.ts";
+import type { Classification, Classifier, Inference } from "../../model/runtime/classifier.ts";
+import type { ModelInfo } from "../../model/runtime/runner.ts";
 import type { Metrics } from "../../observability/metrics.ts";
 import { NonFiniteOutputError, runInference } from "../../serving/infer.ts";
 import type { ModelCatalog, ServedModel } from "../../serving/models.ts";
