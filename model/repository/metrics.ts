@@ -7,8 +7,8 @@
  */
 import type { Metrics, ModelReadings } from "../../observability/metrics.ts";
 import type { Telemetry } from "../../observability/telemetry.ts";
-import type { ClassifierHooks } from "../startup.ts";
-import type { ModelState } from "../state.ts";
+import type { ClassifierHooks } from "../runtime/build.ts";
+import type { ModelState } from "../runtime/state.ts";
 import type { RegistryHooks } from "./registry.ts";
 import type { Repository } from "./repository.ts";
 

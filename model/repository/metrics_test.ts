@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { ModelState } from "../state.ts";
+import { ModelState } from "../runtime/state.ts";
 import { createApp } from "../../routes/app.ts";
-import { captureLogs, sharedClassifier, testConfig, testTelemetry } from "../../tests/helpers.ts";
+import { captureLogs, sharedClassifier, testConfig, testTelemetry } from "../../tests/support/helpers.ts";
 import { bindModelMetrics, modelReadings } from "./metrics.ts";
 
 const scrape = async (app: { request(path: string): Response | Promise<Response> }) =>
