@@ -143,7 +143,11 @@ function checkBatch(n: number, max: number): void {
   if (!(n >= 1 && n <= max)) throw bad(`Batch size must be from 1 to ${max}, got ${n}`);
 }
 
-const shapeOf = (input: V2Input) => `[${input.shape.join(",")}]`;
+/** The shape as messages show it: a request's 500,000 dimensions are not echoed back. */
+const shapeOf = (input: V2Input) =>
+  input.shape.length <= 8
+    ? `[${input.shape.join(",")}]`
+    : `[${input.shape.slice(0, 8).join(",")},…] (${input.shape.length} dimensions)`;
 
 /** FP32 [N,3,224,224]: N preprocessed images, checked finite in FP32 (1e39 is a finite double, not an FP32). */
 function tensorInputs(input: V2Input, raw: Uint8Array | undefined, max: number): ModelInput[] {

@@ -203,3 +203,41 @@ Deno.test("requested outputs: each at most once, and k is the largest classifica
     /Unknown output "probs"/,
   );
 });
+
+Deno.test("a shape of 500,000 dimensions is refused without echoing it back", () => {
+  const shape = new Array(500_000).fill(1);
+  const err = refusal(() =>
+    parseInputs(
+      body({ inputs: [{ name: "input", shape, datatype: "FP32", data: [1] }] }),
+      tensorModel,
+      info,
+      MAX,
+    )
+  );
+  assert.match(err.message, /got \[1,1,1,1,1,1,1,1,…\] \(500000 dimensions\)$/);
+  assert.ok(err.message.length < 200);
+});
+
+Deno.test("names and datatypes are bounded: 256 and 32 characters", () => {
+  const request = (name: string, datatype: string) => ({
+    inputs: [{ name, shape: [1], datatype, data: ["aGk="] }],
+  });
+  assert.equal(parseInputs(body(request("image", "BYTES")), imageModel, info, MAX).length, 1);
+  // At the limit the name is read, and refused for what it is; one above, for its length.
+  assert.match(
+    refusal(() => parseInputs(body(request("x".repeat(256), "BYTES")), imageModel, info, MAX)).message,
+    /Unknown input/,
+  );
+  assert.match(
+    refusal(() =>
+      parseInferBody(new TextEncoder().encode(JSON.stringify(request("x".repeat(257), "BYTES"))), undefined)
+    ).message,
+    /inputs\.0\.name/,
+  );
+  assert.match(
+    refusal(() =>
+      parseInferBody(new TextEncoder().encode(JSON.stringify(request("image", "B".repeat(33)))), undefined)
+    ).message,
+    /inputs\.0\.datatype/,
+  );
+});

@@ -8,9 +8,10 @@ import { z } from "@hono/zod-openapi";
 const parameters = z.record(z.string(), z.unknown());
 
 export const v2InferInput = z.object({
-  name: z.string().min(1),
+  // Bounded: a name is echoed in error messages.
+  name: z.string().min(1).max(256),
   shape: z.array(z.number().int().nonnegative()).min(1),
-  datatype: z.string().min(1),
+  datatype: z.string().min(1).max(32),
   parameters: z.object({
     binary_data_size: z.number().int().nonnegative().optional().meta({
       description: "Binary tensor data extension: the input's bytes follow the JSON header in the body",
@@ -22,7 +23,7 @@ export const v2InferInput = z.object({
 }).meta({ id: "InferenceInput" });
 
 export const v2RequestedOutput = z.object({
-  name: z.string().min(1),
+  name: z.string().min(1).max(256),
   parameters: z.object({
     classification: z.number().int().min(1).max(1000).optional().meta({
       description: "Classification extension: the top k as BYTES strings `logit:index:label`",
