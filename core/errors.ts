@@ -20,6 +20,10 @@ export const ERROR_CODES = [
   "image_malformed",
   "pixel_limit",
   "decode_failed",
+  // One request's inference (serving/infer.ts)
+  "not_ready",
+  "non_finite_input",
+  "non_finite_output",
   // The model and its runtime (model/)
   "model_shape",
   "model_load",

@@ -1,3 +1,4 @@
+import { ModelNotReadyError, NonFiniteOutputError } from "../serving/infer.ts";
 import assert from "node:assert/strict";
 import { CodedError, ERROR_CODES, errorCode, errorMessage, isErrorCode } from "./errors.ts";
 import { DecodeError } from "../image/decode.ts";
@@ -32,6 +33,9 @@ Deno.test("coded errors", async (t) => {
       [new DownloadError("x"), "download_failed", "DownloadError"],
       [new CalibrationError("x"), "calibration_failed", "CalibrationError"],
       [new AlreadyQuantizedError(), "already_quantized", "AlreadyQuantizedError"],
+      [new ModelNotReadyError("m", "loading"), "not_ready", "ModelNotReadyError"],
+      [new NonFiniteOutputError("m", "tensor"), "non_finite_input", "NonFiniteOutputError"],
+      [new NonFiniteOutputError("m", "image"), "non_finite_output", "NonFiniteOutputError"],
     ];
     for (const [err, code, name] of cases) {
       assert.ok(err instanceof CodedError && err instanceof Error, name);

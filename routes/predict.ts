@@ -7,7 +7,8 @@ import { createRoute, type OpenAPIHono, type RouteHandler } from "@hono/zod-open
 import type { Context } from "@hono/hono";
 import type { Config } from "../config.ts";
 import type { Classification } from "../model/runtime/classifier.ts";
-import { ImageHeaderError, readImageHeader } from "../image/image_header.ts";
+import { readImageHeader } from "../image/image_header.ts";
+import { errorCode } from "../core/errors.ts";
 import type { ModelState } from "../model/runtime/state.ts";
 import { SYNTHETIC_WEIGHTS_WARNING } from "../model/artifact/types.ts";
 import type { Metrics } from "../observability/metrics.ts";
@@ -194,7 +195,8 @@ function looksLikeImage(bytes: Uint8Array): boolean {
   try {
     readImageHeader(bytes);
   } catch (err) {
-    return !(err instanceof ImageHeaderError) || err.kind === "malformed" || err.detected !== undefined;
+    // Not ours but named (a GIF, say): an image, which gets its 415.
+    return errorCode(err) !== "image_unsupported" || (err as { detected?: string }).detected !== undefined;
   }
   return true;
 }

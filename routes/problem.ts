@@ -3,9 +3,7 @@
  * a stable machine-readable `code`. Bodies never carry stack traces.
  */
 
-import { CancelledError, DeadlineError, DrainingError, OverloadedError } from "../model/runtime/batcher.ts";
-import { DecodeError, ImageHeaderError, PixelLimitError } from "../model/runtime/classifier.ts";
-import { ModelNotReadyError, NonFiniteOutputError } from "../serving/infer.ts";
+import { type ErrorCode, errorCode } from "../core/errors.ts";
 
 /** Stable codes, their HTTP status and title. `reason` is the rejection label metrics use. */
 export const PROBLEMS = {
@@ -44,33 +42,32 @@ export const PROBLEM_CONTENT_TYPE = "application/problem+json";
 /** Retry-After (seconds) on every answer that says the model is loading, failed or draining. */
 export const NOT_READY_RETRY_AFTER = "5";
 
-/** Maps model-pipeline errors to problems; anything else is left for the 500 handler. */
+/**
+ * What each error of the layers beneath is as a problem, by its code: the one table. A code not here
+ * (the model's shape, a crashed worker, an image the gateway itself made non-finite) is a fault, a 500.
+ */
+const FROM_ERROR_CODE: ReadonlyMap<ErrorCode, { problem: ProblemCode; headers?: Record<string, string> }> =
+  new Map<ErrorCode, { problem: ProblemCode; headers?: Record<string, string> }>([
+    ["image_unsupported", { problem: "unsupported_media_type" }],
+    ["image_malformed", { problem: "undecodable_image" }],
+    ["decode_failed", { problem: "undecodable_image" }],
+    ["pixel_limit", { problem: "too_many_pixels" }],
+    ["overloaded", { problem: "overloaded", headers: { "retry-after": "1" } }],
+    ["deadline_exceeded", { problem: "timeout" }],
+    ["cancelled", { problem: "client_closed" }],
+    ["draining", { problem: "not_ready", headers: { "retry-after": NOT_READY_RETRY_AFTER } }],
+    ["not_ready", { problem: "not_ready", headers: { "retry-after": NOT_READY_RETRY_AFTER } }],
+    // A tensor the client sent that drives the model to NaN or Infinity is the client's.
+    ["non_finite_input", { problem: "bad_request" }],
+  ]);
+
+/** Maps the errors of the layers beneath to problems by their code; anything else is left for the 500 handler. */
 export function asProblem(err: unknown): unknown {
   if (err instanceof ProblemError) return err;
-  if (err instanceof ImageHeaderError) {
-    return new ProblemError(
-      err.kind === "unsupported" ? "unsupported_media_type" : "undecodable_image",
-      err.message,
-    );
-  }
-  if (err instanceof PixelLimitError) return new ProblemError("too_many_pixels", err.message);
-  if (err instanceof DecodeError) return new ProblemError("undecodable_image", err.message);
-  if (err instanceof OverloadedError) {
-    return new ProblemError("overloaded", err.message, { "retry-after": "1" });
-  }
-  if (err instanceof DeadlineError) return new ProblemError("timeout", err.message);
-  if (err instanceof CancelledError) return new ProblemError("client_closed", err.message);
-  if (err instanceof ModelNotReadyError) {
-    return new ProblemError("not_ready", err.message, { "retry-after": NOT_READY_RETRY_AFTER });
-  }
-  // For a tensor the client sent, the tensor is at fault; for an image the gateway prepared, it is a fault.
-  if (err instanceof NonFiniteOutputError && err.input === "tensor") {
-    return new ProblemError("bad_request", err.message);
-  }
-  if (err instanceof DrainingError) {
-    return new ProblemError("not_ready", err.message, { "retry-after": NOT_READY_RETRY_AFTER });
-  }
-  return err;
+  const code = errorCode(err);
+  const known = code === undefined ? undefined : FROM_ERROR_CODE.get(code);
+  if (!known) return err;
+  return new ProblemError(known.problem, (err as Error).message, { ...known.headers });
 }
 
 /** Thrown by handlers; the app's error handler turns it into a problem response. */

@@ -7,6 +7,7 @@
  * transport: errors are thrown with a `code`, and each transport maps codes to
  * its own statuses.
  */
+import { CodedError } from "../core/errors.ts";
 import type { Admission } from "../model/runtime/batcher.ts";
 import type { Classification, Classifier, Inference } from "../model/runtime/classifier.ts";
 import type { ModelState } from "../model/runtime/state.ts";
@@ -25,11 +26,9 @@ export interface ReadRequest {
 }
 
 /** The model cannot take requests now (loading, failed, draining). */
-export class ModelNotReadyError extends Error {
-  readonly code = "not_ready";
+export class ModelNotReadyError extends CodedError {
   constructor(readonly model: string, readonly status: string) {
-    super(`Model "${model}" is ${status}; retry shortly`);
-    this.name = "ModelNotReadyError";
+    super("not_ready", `Model "${model}" is ${status}; retry shortly`);
   }
 }
 
@@ -37,15 +36,14 @@ export class ModelNotReadyError extends Error {
  * The model answered NaN or ±Infinity. For a tensor the client sent, the tensor is at fault (preprocessed
  * images lie within about ±3); for an image the gateway preprocessed itself, the server or its model is.
  */
-export class NonFiniteOutputError extends Error {
-  readonly code = "non_finite_output";
+export class NonFiniteOutputError extends CodedError {
   constructor(readonly model: string, readonly input: ModelInput["kind"]) {
     super(
+      input === "tensor" ? "non_finite_input" : "non_finite_output",
       input === "tensor"
         ? "The input drives the model to non-finite outputs; preprocessed image tensors lie within about ±3"
         : `Model "${model}" produced non-finite outputs (NaN or Infinity) for the image`,
     );
-    this.name = "NonFiniteOutputError";
   }
 }
 

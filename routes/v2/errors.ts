@@ -6,6 +6,7 @@
  * request's fault), while access, routing, limits, content codings,
  * time-outs and overload keep their status.
  */
+import { errorMessage } from "../../core/errors.ts";
 import { asProblem, type ProblemCode, ProblemError, PROBLEMS } from "../problem.ts";
 
 /** Problems the protocol reports as a plain 400: the image, which the gateway judges, was bad. */
@@ -35,7 +36,7 @@ export const bad = (message: string): V2Error => new V2Error(400, message, "bad_
 export class ItemError extends Error {
   constructor(readonly label: string, override readonly cause: unknown) {
     // The cause's message too: a fault is logged by this error's string.
-    super(`${label}: ${cause instanceof Error ? cause.message : String(cause)}`);
+    super(`${label}: ${errorMessage(cause)}`);
     this.name = "ItemError";
   }
 }

@@ -9,7 +9,8 @@ import type { Config } from "../../config.ts";
 import type { Classification, Classifier, Inference } from "../../model/runtime/classifier.ts";
 import type { ModelInfo } from "../../model/runtime/runner.ts";
 import type { Metrics } from "../../observability/metrics.ts";
-import { NonFiniteOutputError, runInference } from "../../serving/infer.ts";
+import { runInference } from "../../serving/infer.ts";
+import { errorCode } from "../../core/errors.ts";
 import type { ModelCatalog, ServedModel } from "../../serving/models.ts";
 import type { ModelStatistics } from "../../serving/stats.ts";
 import { clientSignal, readBodyLimited } from "../body.ts";
@@ -263,7 +264,7 @@ export async function infer(
   const results: Inference[] = items.map((item, i) => {
     if (item.ok) return item.result as Inference | Classification;
     const error = item.error;
-    if (error instanceof NonFiniteOutputError && error.input === "tensor") {
+    if (errorCode(error) === "non_finite_input") {
       throw bad(
         `Input "${info.inputName}"${items.length > 1 ? ` (item ${i})` : ""} drives the model to non-finite ` +
           "outputs; preprocessed image tensors lie within about ±3",
