@@ -182,6 +182,13 @@ export function createMetrics(registry: Registry, { telemetry, queueLimit, versi
       labelNames: ["reason"] as const,
       registers: r,
     }),
+    acceptErrors: new Counter({
+      name: "accept_errors_total",
+      help:
+        "Failed accepts on the public listener, which keeps accepting: reset (the client reset before it was accepted), aborted, descriptors (out of file descriptors: accepting backs off), other.",
+      labelNames: ["reason"] as const,
+      registers: r,
+    }),
     stageDuration: new Histogram({
       name: "inference_stage_duration_seconds",
       help: "Duration of each stage of a prediction; stages are named as their spans.",

@@ -10,6 +10,7 @@
  * nothing: a connection is closed only between requests, and the response
  * that ends it says `Connection: close`.
  */
+import { type AcceptErrorReason, acceptLoop } from "./accept_loop.ts";
 import { ClientTable } from "./client_table.ts";
 import { Http1Framer, withConnectionClose } from "./http_framing.ts";
 
@@ -28,6 +29,8 @@ export interface ConnectionGuardOptions {
   idleTimeoutMs: number;
   /** Called for each connection refused or closed by a limit (metrics, logs). Must not throw. */
   onRefused?: (reason: RefusalReason) => void;
+  /** Called for each failed accept (the loop goes on); must not throw. */
+  onAcceptError?: (reason: AcceptErrorReason, message: string) => void;
   /** Called with the number of open client connections whenever it changes. */
   onOpenChange?: (open: number) => void;
   /** Where each client's address is recorded for the server (shared memory when the guard runs in a Worker). */
@@ -488,7 +491,7 @@ class Relay {
 }
 
 export function guardConnections(options: ConnectionGuardOptions): ConnectionGuard {
-  const { maxConnections, onRefused = () => {}, onOpenChange = () => {} } = options;
+  const { maxConnections, onRefused = () => {}, onOpenChange = () => {}, onAcceptError = () => {} } = options;
   const listener = Deno.listen({ hostname: options.hostname, port: options.port });
   /** Each open connection, with its relay's run (settles once both directions have ended). */
   const relays = new Map<Relay, Promise<void>>();
@@ -508,29 +511,35 @@ export function guardConnections(options: ConnectionGuardOptions): ConnectionGua
   };
   let late = 0;
 
-  (async () => {
-    try {
-      for await (const conn of listener) {
-        if (relays.size >= maxConnections) {
-          ctx.refuse("connection_limit");
-          writeAll(conn, OVER_CAPACITY).catch(() => {}).finally(() => closeQuietly(conn));
-          continue;
-        }
-        const relay = new Relay(ctx, conn as Deno.TcpConn);
-        relays.set(
-          relay,
-          relay.run().finally(() => {
-            late += relay.late;
-            relays.delete(relay);
-            changed();
-          }),
-        );
-        changed();
+  let closing = false;
+  const accepting = acceptLoop(listener, {
+    closing: () => closing,
+    onError: (reason, err) => onAcceptError(reason, err instanceof Error ? err.message : String(err)),
+    onConnection(conn) {
+      if (relays.size >= maxConnections) {
+        ctx.refuse("connection_limit");
+        writeAll(conn, OVER_CAPACITY).catch(() => {}).finally(() => closeQuietly(conn));
+        return;
       }
-    } catch {
-      // The listener was closed.
-    }
-  })();
+      const relay = new Relay(ctx, conn as Deno.TcpConn);
+      relays.set(
+        relay,
+        relay.run().finally(() => {
+          late += relay.late;
+          relays.delete(relay);
+          changed();
+        }),
+      );
+      changed();
+    },
+  });
+  // Only a listener closed by something else ends the loop: nothing can connect any more, which the
+  // guard's thread must not survive quietly (guard_thread.ts reports it as a crash).
+  accepting.catch((err) => {
+    queueMicrotask(() => {
+      throw err;
+    });
+  });
 
   return {
     addr: listener.addr as Deno.NetAddr,
@@ -541,6 +550,7 @@ export function guardConnections(options: ConnectionGuardOptions): ConnectionGua
       return ctx.clients.goneSignal(upstreamPort);
     },
     async drain(timeoutMs) {
+      closing = true;
       try {
         listener.close();
       } catch { /* already closed */ }

@@ -6,6 +6,7 @@
  * addresses cross in shared memory (./client_table.ts); refusals, the open
  * count and the drain's report as messages.
  */
+import type { AcceptErrorReason } from "./accept_loop.ts";
 import { ClientTable } from "./client_table.ts";
 import type {
   ConnectionGuard,
@@ -14,7 +15,7 @@ import type {
   RefusalReason,
 } from "./connection_guard.ts";
 
-type WorkerOptions = Omit<ConnectionGuardOptions, "onRefused" | "onOpenChange" | "clients">;
+type WorkerOptions = Omit<ConnectionGuardOptions, "onRefused" | "onOpenChange" | "onAcceptError" | "clients">;
 
 export type GuardRequest =
   | { type: "start"; options: WorkerOptions; table: SharedArrayBuffer }
@@ -24,6 +25,7 @@ export type GuardReply =
   | { type: "listening"; addr: Deno.NetAddr }
   | { type: "failed"; message: string }
   | { type: "refused"; reason: RefusalReason }
+  | { type: "accept_error"; reason: AcceptErrorReason; message: string }
   | { type: "open"; open: number }
   | { type: "drained"; report: DrainReport };
 
@@ -35,7 +37,7 @@ export interface GuardThreadOptions extends Omit<ConnectionGuardOptions, "client
 
 /** Starts the guard in its own Worker; resolves once it listens, rejects if it cannot. */
 export function guardConnectionsInWorker(options: GuardThreadOptions): Promise<ConnectionGuard> {
-  const { onRefused, onOpenChange, onCrash, ...plain } = options;
+  const { onRefused, onOpenChange, onAcceptError, onCrash, ...plain } = options;
   // Telemetry and logging callbacks never break serving.
   const safely = <A>(f: ((arg: A) => void) | undefined, arg: A) => {
     try {
@@ -75,6 +77,11 @@ export function guardConnectionsInWorker(options: GuardThreadOptions): Promise<C
           break;
         case "refused":
           safely(onRefused, message.reason);
+          break;
+        case "accept_error":
+          try {
+            onAcceptError?.(message.reason, message.message);
+          } catch { /* as documented: must not throw */ }
           break;
         case "open":
           safely(onOpenChange, message.open);

@@ -20,6 +20,7 @@ self.onmessage = async (event: MessageEvent<GuardRequest>) => {
         clients: new ClientTable(message.table),
         onRefused: (reason) => reply({ type: "refused", reason }),
         onOpenChange: (open) => reply({ type: "open", open }),
+        onAcceptError: (reason, message) => reply({ type: "accept_error", reason, message }),
       });
       reply({ type: "listening", addr: guard.addr });
     } catch (err) {

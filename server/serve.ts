@@ -9,6 +9,7 @@ import { logger } from "../observability/logger.ts";
 import type { Telemetry } from "../observability/telemetry.ts";
 import type { ConnectionInfo } from "../core/connection.ts";
 import { clientAddress, TrustedProxies } from "./client_address.ts";
+import { ACCEPT_ERROR_REASONS } from "./accept_loop.ts";
 import type { ConnectionGuard, RefusalReason } from "./connection_guard.ts";
 import { guardConnectionsInWorker } from "./guard_thread.ts";
 import { problemResponse } from "../routes/problem.ts";
@@ -36,6 +37,9 @@ export interface RunningServer {
    */
   shutdown(signal: string): Promise<void>;
 }
+
+/** Accept errors closer together than this are one burst, logged once (its first error). */
+const ACCEPT_BURST_GAP_MS = 10_000;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -91,6 +95,9 @@ export async function startServer({ config, app, state, telemetry }: ServerDeps)
     },
   );
   const refusalsLogged = new Set<RefusalReason>();
+  // Zero from the start, so a rate() over the first errors sees them.
+  for (const reason of ACCEPT_ERROR_REASONS) telemetry.metrics.acceptErrors.inc({ reason }, 0);
+  let lastAcceptError = -Infinity;
   const guard: ConnectionGuard = await guardConnectionsInWorker({
     hostname: config.HOST,
     port: config.PORT,
@@ -105,6 +112,17 @@ export async function startServer({ config, app, state, telemetry }: ServerDeps)
       if (refusalsLogged.has(reason)) return;
       refusalsLogged.add(reason);
       log.warn("Closed a client connection: {reason} (further ones are only counted)", { reason });
+    },
+    onAcceptError: (reason, message) => {
+      telemetry.metrics.acceptErrors.inc({ reason });
+      const now = performance.now();
+      const quiet = now - lastAcceptError >= ACCEPT_BURST_GAP_MS;
+      lastAcceptError = now;
+      if (!quiet) return;
+      log.warn("Accepting a connection failed ({reason}: {error}); still accepting, further errors counted", {
+        reason,
+        error: message,
+      });
     },
     onCrash: (error) => {
       // Nothing reaches the app any more: exit, so the supervisor restarts the instance.
