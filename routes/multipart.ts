@@ -16,42 +16,50 @@ export interface MediaType {
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /**
- * Parses `; name=value; name="quoted value"` starting at `i`. Values keep their
+ * Parses `; name=value; name="quoted value"` starting at `i` (a `;` or the end). Values keep their
  * case. `escapes`: whether a backslash in a quoted string escapes the next
  * character (RFC 9110); HTML form submission does not escape, it percent-encodes `"`.
+ *
+ * One pass: every character is looked at once, whatever the input (a header of `;;;;…` searched for
+ * `=` from each `;` to the end used to take time quadratic in its length).
  */
 function parseParameters(header: string, i: number, escapes: boolean): Map<string, string> | undefined {
   const params = new Map<string, string>();
-  while (i < header.length) {
+  const n = header.length;
+  while (i < n) {
     i++; // past ";"
-    while (header[i] === " " || header[i] === "\t") i++;
-    const eq = header.indexOf("=", i);
-    const semi = header.indexOf(";", i);
-    if (eq < 0 || (semi >= 0 && semi < eq)) {
-      // A parameter without a value (or an empty one between ";;"): skipped, as browsers do.
-      if (semi < 0) break;
-      i = semi;
-      continue;
-    }
-    const name = header.slice(i, eq).trim().toLowerCase();
-    i = eq + 1;
+    const nameStart = i;
+    while (i < n && header[i] !== "=" && header[i] !== ";") i++;
+    // A parameter without a value (or an empty one between ";;"): skipped, as browsers do.
+    if (i >= n || header[i] === ";") continue;
+    const name = header.slice(nameStart, i).trim().toLowerCase();
+    i++; // past "="
     let value: string;
     if (header[i] === '"') {
-      value = "";
       i++;
-      while (i < header.length && header[i] !== '"') {
-        if (escapes && header[i] === "\\" && i + 1 < header.length) i++;
-        value += header[i++];
+      const pieces: string[] = [];
+      let from = i;
+      while (i < n && header[i] !== '"') {
+        if (escapes && header[i] === "\\" && i + 1 < n) {
+          pieces.push(header.slice(from, i));
+          from = i + 1;
+          i += 2;
+        } else {
+          i++;
+        }
       }
-      if (header[i] !== '"') return undefined; // unterminated quoted-string
-      i++;
-      const next = header.indexOf(";", i);
-      if (header.slice(i, next < 0 ? undefined : next).trim() !== "") return undefined;
-      i = next < 0 ? header.length : next;
+      if (i >= n) return undefined; // unterminated quoted-string
+      pieces.push(header.slice(from, i));
+      value = pieces.join("");
+      i++; // past the closing quote
+      // Only whitespace may follow it before the next ";".
+      const after = i;
+      while (i < n && header[i] !== ";") i++;
+      if (header.slice(after, i).trim() !== "") return undefined;
     } else {
-      const end = header.indexOf(";", i);
-      value = header.slice(i, end < 0 ? undefined : end).trim();
-      i = end < 0 ? header.length : end;
+      const valueStart = i;
+      while (i < n && header[i] !== ";") i++;
+      value = header.slice(valueStart, i).trim();
     }
     // The first occurrence wins; a repeated parameter is ambiguous.
     if (TOKEN.test(name) && !params.has(name)) params.set(name, value);
@@ -86,6 +94,12 @@ export class MultipartError extends Error {
     this.name = "MultipartError";
   }
 }
+
+/**
+ * The most a part's headers may take, up to their blank line. Browsers and HTTP clients send a
+ * Content-Disposition and a Content-Type of well under 1 KiB; a file name is at most a few hundred bytes.
+ */
+export const MAX_PART_HEADER_BYTES = 8 * 1024;
 
 const encoder = new TextEncoder();
 const BLANK_LINE = new Uint8Array([13, 10, 13, 10]);
@@ -181,8 +195,16 @@ export function parseMultipart(body: Uint8Array, boundary: string, maxParts = 10
       throw new MultipartError("A boundary line is not followed by CRLF");
     }
     const headersStart = i + 2;
-    const headersEnd = indexOf(body, BLANK_LINE, headersStart - 2);
-    if (headersEnd < 0) throw new MultipartError("A part's headers are not terminated");
+    // Searched only as far as the cap allows: past it, the part is refused whatever follows.
+    const window = Math.min(body.length, headersStart + MAX_PART_HEADER_BYTES + BLANK_LINE.length);
+    const headersEnd = indexOf(body.subarray(0, window), BLANK_LINE, headersStart - 2);
+    if (headersEnd < 0) {
+      throw new MultipartError(
+        window < body.length
+          ? `A part's headers exceed ${MAX_PART_HEADER_BYTES / 1024} KiB`
+          : "A part's headers are not terminated",
+      );
+    }
     const next = indexOf(body, delimiter, headersEnd + 4);
     if (next < 0) throw new MultipartError("The body ends without the closing boundary");
     const text = headerDecoder.decode(body.subarray(headersStart, Math.max(headersStart, headersEnd)));

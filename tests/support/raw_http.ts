@@ -71,7 +71,8 @@ export class RawConnection {
   /** Sends `request` and reads its response; throws {@link ConnectionLost} if the connection closes first. */
   async exchange(request: Uint8Array): Promise<RawResponse> {
     try {
-      await this.conn.write(request);
+      // A large request takes several writes: write() may take only part of it.
+      for (let sent = 0; sent < request.length;) sent += await this.conn.write(request.subarray(sent));
     } catch {
       this.ended = true;
       throw new ConnectionLost(false);
