@@ -28,11 +28,21 @@ export const PROBLEMS = {
   },
   undecodable_image: { status: 422, title: "Image cannot be decoded", reason: "undecodable" },
   too_many_pixels: { status: 422, title: "Image has too many pixels", reason: "too_many_pixels" },
+  request_head_too_large: {
+    status: 431,
+    title: "Request headers too large",
+    reason: "request_head_too_large",
+  },
   client_closed: { status: 499, title: "Client closed the request", reason: "client_closed" },
   not_ready: { status: 503, title: "Model not ready", reason: "not_ready" },
   overloaded: { status: 503, title: "Server overloaded", reason: "overloaded" },
   timeout: { status: 504, title: "Request timed out before inference", reason: "timeout" },
   internal: { status: 500, title: "Internal server error", reason: "internal" },
+  http_version_not_supported: {
+    status: 505,
+    title: "HTTP version not supported",
+    reason: "http_version_not_supported",
+  },
 } as const;
 
 export type ProblemCode = keyof typeof PROBLEMS;

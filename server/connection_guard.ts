@@ -12,9 +12,20 @@
  */
 import { type AcceptErrorReason, acceptLoop } from "./accept_loop.ts";
 import { ClientTable } from "./client_table.ts";
-import { Http1Framer, withConnectionClose } from "./http_framing.ts";
+import { FRAMING_ANSWERS, type FramingError, Http1Framer, withConnectionClose } from "./http_framing.ts";
 
-export type RefusalReason = "connection_limit" | "header_timeout" | "idle_timeout";
+/**
+ * Why the guard refused or closed a connection (`http_connections_refused_total{reason}`): a limit, or a
+ * request it cannot frame (answered 400, 431 or 505 and closed: failing closed, never passing bytes on).
+ */
+export const REFUSAL_REASONS = [
+  "connection_limit",
+  "header_timeout",
+  "idle_timeout",
+  "unframeable",
+  "head_too_large",
+] as const;
+export type RefusalReason = typeof REFUSAL_REASONS[number];
 
 export interface ConnectionGuardOptions {
   hostname: string;
@@ -99,18 +110,48 @@ const PROBE_MAX_MS = 2000;
  */
 const PROBE = new TextEncoder().encode("HTTP/1.1 100 Continue\r\n\r\n");
 
-/** The gateway's problem type (routes/problem.ts); the guard answers before any route does. */
-const OVER_CAPACITY_BODY = JSON.stringify({
-  type: "urn:inference-gateway:problem:overloaded",
-  title: "Server overloaded",
-  status: 503,
-  detail: "The server has reached its connection limit; retry shortly",
-  code: "overloaded",
-});
-const OVER_CAPACITY = new TextEncoder().encode(
-  "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\nretry-after: 1\r\n" +
-    `connection: close\r\ncontent-length: ${OVER_CAPACITY_BODY.length}\r\n\r\n${OVER_CAPACITY_BODY}`,
+/**
+ * An answer in the gateway's problem format (routes/problem.ts; the guard's tests check they agree): the
+ * guard answers before any route does, in its own thread, without the app's modules.
+ */
+const TITLES = {
+  overloaded: "Server overloaded",
+  bad_request: "Malformed request",
+  request_head_too_large: "Request headers too large",
+  http_version_not_supported: "HTTP version not supported",
+} as const;
+const REASON_PHRASES: Record<number, string> = {
+  400: "Bad Request",
+  431: "Request Header Fields Too Large",
+  503: "Service Unavailable",
+  505: "HTTP Version Not Supported",
+};
+
+function problemAnswer(status: number, code: keyof typeof TITLES, detail: string, extra = ""): Uint8Array {
+  const body = JSON.stringify({
+    type: `urn:inference-gateway:problem:${code}`,
+    title: TITLES[code],
+    status,
+    detail,
+    code,
+  });
+  return new TextEncoder().encode(
+    `HTTP/1.1 ${status} ${REASON_PHRASES[status]}\r\ncontent-type: application/problem+json\r\n${extra}` +
+      `connection: close\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+  );
+}
+
+const OVER_CAPACITY = problemAnswer(
+  503,
+  "overloaded",
+  "The server has reached its connection limit; retry shortly",
+  "retry-after: 1\r\n",
 );
+
+/** What the guard answers to each request its framer cannot frame, before closing the connection. */
+const FRAMING_REFUSALS = Object.fromEntries(
+  Object.entries(FRAMING_ANSWERS).map(([why, a]) => [why, problemAnswer(a.status, a.code, a.detail)]),
+) as Record<FramingError, Uint8Array>;
 
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   let written = 0;
@@ -181,6 +222,11 @@ class Relay {
   #phase: "open" | "closing" | "closed" = "open";
   /** Requests that arrived during a drain after the connection was closed for having none. */
   late = 0;
+  /** A request the framer cannot frame: its answer, sent once the server has answered `#refuseAfter`. */
+  #refusal: Uint8Array | undefined;
+  #refuseAfter = 0;
+  #refusalSent = false;
+  #sendingRefusal: Promise<void> | undefined;
 
   constructor(ctx: RelayContext, client: Deno.TcpConn) {
     this.#ctx = ctx;
@@ -226,11 +272,12 @@ class Relay {
           if (this.#draining) this.late += this.#countHeads(buf, n);
           continue;
         }
-        // The server has gone; the other direction is closing the connection.
-        if (!forwarding) continue;
-        if (!this.#requests.opaque) this.#scanRequests(buf, n);
+        // The server has gone, or a request was refused; the connection is closing.
+        if (!forwarding || this.#refusal) continue;
+        const end = this.#scanRequests(buf, n);
+        if (end === 0) continue;
         try {
-          await writeAll(upstream, n === buf.length ? buf : buf.subarray(0, n));
+          await writeAll(upstream, end === buf.length ? buf : buf.subarray(0, end));
         } catch {
           forwarding = false;
         }
@@ -241,6 +288,8 @@ class Relay {
     }
     this.#clientEnded = true;
     if (this.#phase !== "open") return this.#finish();
+    // A refused request is answered once what came before it is; a half-closed client still reads.
+    if (this.#refusal) return;
     // Nothing asked and nothing owed: the connection is over.
     if (!this.#requests.inMessage && !this.#requests.opaque && this.#started === this.#answered) {
       return this.#beginClose();
@@ -277,17 +326,21 @@ class Relay {
       .finally(() => this.#probing = undefined);
   }
 
-  #scanRequests(buf: Uint8Array, n: number): void {
+  /** Frames the requests in `buf[0..n)`; returns how many of its bytes to relay (fewer after a refusal). */
+  #scanRequests(buf: Uint8Array, n: number): number {
     const f = this.#requests;
     let i = 0;
+    // Where the head being read began in this buffer (0 if in an earlier one, already relayed).
+    let headStart = 0;
     while (true) {
       i = f.advance(buf, i, n);
       switch (f.event) {
         case "none":
           // A head split across reads: its deadline runs (the first one's since the connection opened).
           if (f.inHead) this.#arm(this.#headerDeadline);
-          return;
+          return n;
         case "head_start":
+          headStart = i;
           if (this.#started > 0) {
             this.#headerDeadline = this.#lastActivity + this.#ctx.options.headerTimeoutMs;
           }
@@ -297,15 +350,41 @@ class Relay {
           this.#started++;
           this.#headerDeadline = Infinity;
           this.#responses.pendingHeadRequests.push(f.isHead);
+          headStart = i;
           break;
         case "message_end":
+          headStart = i;
           break;
         case "error":
-          // Framing is lost (the server answers 400 and closes); bytes pass through as they are.
-          this.#headerDeadline = Infinity;
-          return;
+          // Fail closed: what the framer cannot read does not reach the server, and is answered once the
+          // requests before it are. A head gone wrong is not relayed (only what an earlier read relayed of
+          // it); a body gone wrong ends a request whose head was, and which the server will never finish.
+          this.#refuse(f.failure ?? "bad_request", f.failedInHead ? this.#started : this.#started - 1);
+          return f.failedInHead ? headStart : i;
       }
     }
+  }
+
+  /** Answers a request the framer cannot frame once the server has answered `after` of them, then closes. */
+  #refuse(why: FramingError, after: number): void {
+    this.#ctx.refuse(why === "head_too_large" ? "head_too_large" : "unframeable");
+    this.#refusal = FRAMING_REFUSALS[why];
+    this.#refuseAfter = after;
+    this.#headerDeadline = Infinity;
+    this.#sendRefusalIfDue();
+  }
+
+  /** Sends the refusal if every response due before it has been relayed and nothing is being written. */
+  #sendRefusalIfDue(): void {
+    if (!this.#refusal || this.#refusalSent || this.#phase !== "open") return;
+    if (this.#answered < this.#refuseAfter || this.#writing || this.#responses.inMessage) return;
+    this.#refusalSent = true;
+    // Nothing more is relayed from the server: what it would still send is for the refused request.
+    closeQuietly(this.#upstream);
+    this.#sendingRefusal = writeAll(this.client, this.#refusal).catch(() => {}).finally(() => {
+      this.#sendingRefusal = undefined;
+      this.#beginClose();
+    });
   }
 
   #countHeads(buf: Uint8Array, n: number): number {
@@ -339,6 +418,7 @@ class Relay {
         await writeAll(this.client, bytes);
         this.#writing = false;
         if (verdict === LAST) break;
+        this.#sendRefusalIfDue();
       }
     } catch {
       // A reset from either side; closing below copes with both.
@@ -385,6 +465,13 @@ class Relay {
           break;
         case "message_end":
           this.#answered++;
+          if (this.#refusal && !this.#refusalSent && this.#answered >= this.#refuseAfter) {
+            // The refusal follows the last response due before it, in the same write.
+            this.#refusalSent = true;
+            if (i > from) out.push(buf.subarray(from, i));
+            out.push(this.#refusal);
+            return LAST;
+          }
           if (this.#closeAfterResponse && this.#answered === this.#started) {
             if (i > from) out.push(buf.subarray(from, i));
             return LAST;
@@ -419,7 +506,8 @@ class Relay {
 
   /** Ends the connection between requests: FIN to the client, then read until its FIN (bounded). */
   #beginClose(lingerMs = LINGER_MS): void {
-    if (this.#phase !== "open") return;
+    // A refusal being written: closing follows it (the server's side closing first must not cut it).
+    if (this.#phase !== "open" || this.#sendingRefusal) return;
     this.#phase = "closing";
     clearTimeout(this.#probeTimer);
     this.#forget();

@@ -396,3 +396,137 @@ Deno.test("a client that leaves is marked gone; one that half-closes after its r
 
   await guard.drain(1000);
 });
+
+Deno.test("what the framer cannot frame is answered by the guard and closed, never relayed", async (t) => {
+  const seen: string[] = [];
+  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    seen.push(`${req.method} ${new URL(req.url).pathname}`);
+    if (new URL(req.url).pathname === "/slow") await sleep(300);
+    return new Response(`${req.method} ${new URL(req.url).pathname} ${(await req.arrayBuffer()).byteLength}`);
+  });
+  const refused: string[] = [];
+  const guard = guardFor(server, { onRefused: (reason) => refused.push(reason) });
+  const send = async (bytes: string | Uint8Array) => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: guard.addr.port });
+    await conn.write(typeof bytes === "string" ? encoder.encode(bytes) : bytes);
+    return await readAll(conn, 5000);
+  };
+  const bodyOf = (text: string) => JSON.parse(text.slice(text.indexOf("\r\n\r\n") + 4));
+
+  const cases: Array<[string, string | Uint8Array, number, string]> = [
+    [
+      "two Content-Length values (3 and 4)",
+      "POST /x HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+      400,
+      "bad_request",
+    ],
+    [
+      "CL.TE",
+      "POST /x HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n",
+      400,
+      "bad_request",
+    ],
+    [
+      "TE.CL",
+      "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n8\r\nSMUGGLED\r\n0\r\n\r\n",
+      400,
+      "bad_request",
+    ],
+    [
+      "obfuscated Transfer-Encoding",
+      "POST /x HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+      400,
+      "bad_request",
+    ],
+    ["obs-fold", "GET /x HTTP/1.1\r\nX: a\r\n b\r\n\r\n", 400, "bad_request"],
+    [
+      "a 16-digit Content-Length with leading zeros is framed",
+      "POST /x HTTP/1.1\r\nContent-Length: 0000000000000003\r\n\r\nabc",
+      200,
+      "",
+    ],
+    [
+      "a Content-Length of 2^63",
+      "POST /x HTTP/1.1\r\nContent-Length: 9223372036854775808\r\n\r\n",
+      400,
+      "bad_request",
+    ],
+    [
+      "a chunk size of 2^63",
+      "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n8000000000000000\r\nabc",
+      400,
+      "bad_request",
+    ],
+    [
+      "the HTTP/2 prior-knowledge preface",
+      "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+      505,
+      "http_version_not_supported",
+    ],
+    ["CONNECT", "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 400, "bad_request"],
+    [
+      "a 200 KB Connection header",
+      `GET /x HTTP/1.1\r\nConnection: ${"keep-alive, ".repeat(17_000)}\r\n\r\n`,
+      431,
+      "request_head_too_large",
+    ],
+    [
+      "a 200 KB Transfer-Encoding header",
+      `POST /x HTTP/1.1\r\nTransfer-Encoding: ${"gzip, ".repeat(34_000)}chunked\r\n\r\n`,
+      431,
+      "request_head_too_large",
+    ],
+  ];
+  for (const [name, bytes, status, code] of cases) {
+    await t.step(`${name}: ${status}`, async () => {
+      seen.length = 0;
+      const { text, closed } = await send(bytes);
+      assert.match(text, new RegExp(`^HTTP/1\\.1 ${status} `), text.slice(0, 200));
+      if (status === 200) return;
+      assert.ok(closed, "closed after the answer");
+      assert.deepEqual(bodyOf(text), problemBody(code as "bad_request", bodyOf(text).detail));
+      assert.match(text, /\r\nconnection: close\r\n/);
+      assert.deepEqual(seen, [], "nothing reached the server");
+    });
+  }
+
+  await t.step("pipelined: the good request before a bad one is answered first, in order", async () => {
+    seen.length = 0;
+    const { text, closed } = await send(
+      "GET /slow HTTP/1.1\r\nHost: x\r\n\r\nPOST /y HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+    );
+    assert.ok(closed);
+    assert.match(text, /^HTTP\/1\.1 200 [^]*GET \/slow 0HTTP\/1\.1 400 /);
+    assert.deepEqual(seen, ["GET /slow"]);
+  });
+
+  await t.step("a chunked body gone wrong ends its request with a 400", async () => {
+    seen.length = 0;
+    const { text, closed } = await send(
+      "POST /z HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n",
+    );
+    assert.ok(closed);
+    assert.match(text, /^HTTP\/1\.1 400 /);
+  });
+
+  await t.step("each refusal is counted", () => {
+    assert.ok(refused.includes("unframeable"));
+    assert.ok(refused.includes("head_too_large"));
+  });
+
+  await t.step("a head trickled past the timeout is closed, whatever it says", async () => {
+    const slow = guardFor(server, { headerTimeoutMs: 500 });
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: slow.addr.port });
+    // A length of 17 digits (leading zeros) was once passed through unframed, and the header timeout
+    // stopped applying to what followed: here a second head that never ends.
+    await conn.write(encoder.encode("POST /x HTTP/1.1\r\nContent-Length: 00000000000000001\r\n\r\na"));
+    await conn.write(encoder.encode("GET /y HTTP/1.1\r\n"));
+    const started = performance.now();
+    const { text, closed } = await readAll(conn, 5000);
+    assert.match(text, /POST \/x 1$/, "the first request was framed and answered");
+    assert.ok(closed && performance.now() - started < 4000, "closed by the header timeout");
+    await slow.drain(100);
+  });
+
+  await guard.drain(1000);
+});

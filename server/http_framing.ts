@@ -16,6 +16,8 @@ const SP = 32;
 const HTAB = 9;
 const COLON = 58;
 const SEMICOLON = 59;
+const COMMA = 44;
+const DEL = 127;
 
 // States of the framer.
 const IDLE = 0;
@@ -30,13 +32,50 @@ const END = 8;
 const UNTIL_CLOSE = 9;
 const OPAQUE = 10;
 
-/** Larger than hyper's own limit (~400 KiB), so the server refuses a big head before the guard would. */
-const MAX_HEAD_BYTES = 512 * 1024;
+/**
+ * The most a request head may take, its blank line included; past it the guard answers 431. Deno's server
+ * (hyper) refuses a head of a few bytes more than 64 KiB with a bare 400, so nothing it accepts is refused.
+ */
+export const MAX_HEAD_BYTES = 64 * 1024;
+/** A chunk-size line's extensions, and a chunked body's trailer section: hyper's limits are of this order. */
+const MAX_CHUNK_EXT_BYTES = 16 * 1024;
+const MAX_TRAILER_BYTES = 64 * 1024;
+/** 2^63 - 1: the largest length or chunk size accepted (RFC 9110 puts no bound; hyper reads u64). */
+const MAX_LENGTH = 2n ** 63n - 1n;
+
+/** Why a request cannot be framed; the guard answers it with {@link FRAMING_ANSWERS}' status, then closes. */
+export type FramingError = "bad_request" | "head_too_large" | "http_version" | "connect";
+
+/** The answer to each framing error: the problem's code (routes/problem.ts) and its detail. */
+export const FRAMING_ANSWERS = {
+  bad_request: { code: "bad_request", status: 400, detail: "The request is not valid HTTP/1.1" },
+  head_too_large: {
+    code: "request_head_too_large",
+    status: 431,
+    detail: `The request line and headers exceed ${MAX_HEAD_BYTES / 1024} KiB`,
+  },
+  http_version: {
+    code: "http_version_not_supported",
+    status: 505,
+    detail: "Only HTTP/1.0 and HTTP/1.1 are served on this port",
+  },
+  connect: {
+    code: "bad_request",
+    status: 400,
+    detail: "CONNECT is not served: this is an origin server, not a proxy",
+  },
+} as const satisfies Record<FramingError, { code: string; status: number; detail: string }>;
 
 const ascii = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
 const CONTENT_LENGTH = ascii("content-length");
 const TRANSFER_ENCODING = ascii("transfer-encoding");
 const CONNECTION = ascii("connection");
+const CHUNKED = ascii("chunked");
+const CLOSE = ascii("close");
+const KEEP_ALIVE = ascii("keep-alive");
+/** Methods and the protocol name are case-sensitive. */
+const CONNECT = ascii("CONNECT");
+const HTTP_SLASH = ascii("HTTP/");
 
 /**
  * Incremental framer for one direction of one connection. Call
@@ -60,6 +99,10 @@ export class Http1Framer {
    * request (its response has no body). The guard pushes as request heads pass.
    */
   readonly pendingHeadRequests: boolean[] = [];
+  /** After an `error` event: why (requests; a response's error is always `bad_request`). */
+  failure: FramingError | undefined;
+  /** After an `error` event: whether it was in a head (else in a chunked body). */
+  failedInHead = false;
 
   #state = IDLE;
   #head = new Uint8Array(1024);
@@ -67,8 +110,14 @@ export class Http1Framer {
   #lineLength = 0;
   #remaining = 0;
   #sizeDigits = 0;
+  #significant = 0;
+  #firstDigit = 0;
+  #extBytes = 0;
   #contentLength = -1;
+  /** The Content-Length as sent, without leading zeros: a repeated field must say the same. */
+  #contentLengthDigits = "";
   #chunked = false;
+  #chunkedCount = 0;
   #transferEncoding = false;
 
   constructor(readonly role: "request" | "response") {}
@@ -129,11 +178,12 @@ export class Http1Framer {
             } else if (b !== CR) line++;
           }
           const stop = end < 0 ? to : end;
-          if (!this.#keepHead(buf, i, stop)) return this.#fail(stop);
+          if (!this.#keepHead(buf, i, stop)) return this.#fail(stop, "head_too_large");
           this.#lineLength = line;
           i = stop;
           if (end < 0) break;
-          if (!this.#parseHead()) return this.#fail(i);
+          const why = this.#parseHead();
+          if (why) return this.#fail(i, why);
           this.event = "head_end";
           return i;
         }
@@ -148,7 +198,14 @@ export class Http1Framer {
           const b = buf[i++];
           const digit = hexValue(b);
           if (digit >= 0) {
-            if (++this.#sizeDigits > 13) return this.#fail(i);
+            // Leading zeros are allowed in any number; at most 2^63 - 1 (16 significant digits, the first
+            // at most 7). Past 2^53 the count is approximate, which only matters to a body of petabytes.
+            if (++this.#sizeDigits > MAX_CHUNK_EXT_BYTES) return this.#fail(i);
+            if (this.#significant === 0 && digit === 0) break;
+            if (++this.#significant === 1) this.#firstDigit = digit;
+            if (this.#significant > 16 || (this.#significant === 16 && this.#firstDigit > 7)) {
+              return this.#fail(i);
+            }
             this.#remaining = this.#remaining * 16 + digit;
           } else if (b === LF) {
             if (this.#sizeDigits === 0) return this.#fail(i);
@@ -161,7 +218,10 @@ export class Http1Framer {
         }
         case CHUNK_EXT: {
           const lf = buf.indexOf(LF, i);
-          if (lf < 0 || lf >= to) {
+          const stop = lf < 0 || lf >= to ? to : lf;
+          this.#extBytes += stop - i;
+          if (this.#extBytes > MAX_CHUNK_EXT_BYTES) return this.#fail(stop);
+          if (stop === to) {
             i = to;
             break;
           }
@@ -178,15 +238,13 @@ export class Http1Framer {
         }
         case CHUNK_DATA_END: {
           const b = buf[i++];
-          if (b === LF) {
-            this.#state = CHUNK_SIZE;
-            this.#sizeDigits = 0;
-            this.#remaining = 0;
-          } else if (b !== CR) return this.#fail(i);
+          if (b === LF) this.#startChunkSize();
+          else if (b !== CR) return this.#fail(i);
           break;
         }
         case TRAILER: {
           const b = buf[i++];
+          if (++this.#extBytes > MAX_TRAILER_BYTES) return this.#fail(i);
           if (b === LF) {
             if (this.#lineLength === 0) this.#state = END;
             this.#lineLength = 0;
@@ -205,13 +263,24 @@ export class Http1Framer {
     return i;
   }
 
-  #fail(at: number): number {
+  #fail(at: number, why: FramingError = "bad_request"): number {
+    this.failedInHead = this.#state === HEAD;
     this.#state = OPAQUE;
     this.event = "error";
+    this.failure = why;
     return at;
   }
 
+  #startChunkSize(): void {
+    this.#state = CHUNK_SIZE;
+    this.#sizeDigits = 0;
+    this.#significant = 0;
+    this.#remaining = 0;
+    this.#extBytes = 0;
+  }
+
   #endSizeLine(): void {
+    this.#extBytes = 0;
     if (this.#remaining === 0) {
       this.#state = TRAILER;
       this.#lineLength = 0;
@@ -231,15 +300,24 @@ export class Http1Framer {
     return true;
   }
 
-  /** Parses the start line and the framing headers; sets the body state. False if malformed. */
-  #parseHead(): boolean {
+  /**
+   * Parses the start line and the framing headers; sets the body state. Returns why the head cannot be
+   * framed, or undefined. Requests are held to RFC 9112's grammar (what the guard cannot frame, it refuses);
+   * responses come from the gateway's own server and are read leniently. Every byte is read once, and no
+   * header becomes a string: a value may be as long as the head.
+   */
+  #parseHead(): FramingError | undefined {
     const h = this.#head;
     const n = this.#headLength;
+    const strict = this.role === "request";
     let lineEnd = h.indexOf(LF);
-    if (lineEnd < 0 || lineEnd >= n) return false;
-    if (!this.#parseStartLine(h, trimCr(h, 0, lineEnd))) return false;
+    if (lineEnd < 0 || lineEnd >= n) return "bad_request";
+    const bad = this.#parseStartLine(h, trimCr(h, 0, lineEnd));
+    if (bad) return bad;
     this.#contentLength = -1;
+    this.#contentLengthDigits = "";
     this.#chunked = false;
+    this.#chunkedCount = 0;
     this.#transferEncoding = false;
     let close = false;
     let keepAlive = false;
@@ -248,84 +326,108 @@ export class Http1Framer {
       lineEnd = h.indexOf(LF, start);
       if (lineEnd < 0 || lineEnd >= n) lineEnd = n;
       const end = trimCr(h, start, lineEnd);
-      if (end > start) {
-        // Obsolete line folding is refused, as RFC 9112 §5.2 allows a server to.
-        if (h[start] === SP || h[start] === HTAB) return false;
-        const colon = h.indexOf(COLON, start);
-        if (colon < 0 || colon >= end) return false;
-        // Only three headers matter; the others are not even read into strings.
-        if (nameIs(h, start, colon, CONTENT_LENGTH)) {
-          if (!this.#contentLengthValue(h, colon + 1, end)) return false;
-        } else if (nameIs(h, start, colon, TRANSFER_ENCODING)) {
-          this.#transferEncoding = true;
-          // Only the final coding decides the framing (RFC 9112 §6.3).
-          const codings = trimmed(h, colon + 1, end).toLowerCase().split(",");
-          this.#chunked = codings[codings.length - 1].trim() === "chunked";
-        } else if (nameIs(h, start, colon, CONNECTION)) {
-          for (const token of trimmed(h, colon + 1, end).toLowerCase().split(",")) {
-            const t = token.trim();
-            if (t === "close") close = true;
-            else if (t === "keep-alive") keepAlive = true;
-          }
+      const line = start;
+      start = lineEnd + 1;
+      if (end === line) continue; // the blank line that ends the head
+      // The field name: a token right before the colon. A line starting with whitespace is obsolete line
+      // folding, refused as RFC 9112 §5.2 allows; whitespace before the colon must be refused (§5.1).
+      let colon = line;
+      while (colon < end && TCHAR[h[colon]]) colon++;
+      if (colon === line || colon === end || h[colon] !== COLON) {
+        if (strict) return "bad_request";
+        continue;
+      }
+      // The value: no control characters but HTAB (a bare CR or NUL is refused, as hyper refuses them).
+      if (strict) {
+        for (let j = colon + 1; j < end; j++) {
+          const b = h[j];
+          if ((b < SP && b !== HTAB) || b === DEL) return "bad_request";
         }
       }
-      start = lineEnd + 1;
+      if (nameIs(h, line, colon, CONTENT_LENGTH)) {
+        if (!this.#contentLengthValue(h, colon + 1, end)) return "bad_request";
+      } else if (nameIs(h, line, colon, TRANSFER_ENCODING)) {
+        this.#transferEncoding = true;
+        // Only the final coding decides the framing (RFC 9112 §6.3); chunked may be applied once.
+        forEachElement(h, colon + 1, end, (s, e) => {
+          this.#chunked = nameIs(h, s, e, CHUNKED);
+          if (this.#chunked) this.#chunkedCount++;
+        });
+      } else if (nameIs(h, line, colon, CONNECTION)) {
+        forEachElement(h, colon + 1, end, (s, e) => {
+          if (nameIs(h, s, e, CLOSE)) close = true;
+          else if (nameIs(h, s, e, KEEP_ALIVE)) keepAlive = true;
+        });
+      }
     }
     // HTTP/1.0 closes unless asked not to; HTTP/1.1 keeps alive unless asked to close.
     this.connectionClose = close || (this.minorVersion === 0 && !keepAlive);
-    return this.#bodyState();
+    return this.#bodyState() ? undefined : "bad_request";
   }
 
-  #parseStartLine(h: Uint8Array, end: number): boolean {
+  /** `method SP target SP HTTP/1.x` for requests, `HTTP/1.x NNN reason` for responses. */
+  #parseStartLine(h: Uint8Array, end: number): FramingError | undefined {
     if (this.role === "request") {
-      const sp = h.indexOf(SP);
-      if (sp <= 0 || sp >= end) return false;
+      let sp = 0;
+      while (sp < end && TCHAR[h[sp]]) sp++;
+      if (sp === 0 || sp >= end || h[sp] !== SP) return "bad_request";
       // "HEAD": its response has a Content-Length but no body.
       this.isHead = sp === 4 && h[0] === 72 && h[1] === 69 && h[2] === 65 && h[3] === 68;
-      if (sp === 7 && String.fromCharCode(...h.subarray(0, 7)) === "CONNECT") return false;
+      const isConnect = sp === 7 && bytesAre(h, 0, CONNECT);
+      let target = sp + 1;
+      while (target < end && h[target] > SP && h[target] !== DEL) target++;
+      if (target === sp + 1 || target >= end || h[target] !== SP) return "bad_request";
+      // The version: exactly HTTP/d.d; one this server does not speak is a 505 (the HTTP/2 preface is
+      // `PRI * HTTP/2.0`).
+      const v = target + 1;
+      if (
+        end - v !== 8 || !bytesAre(h, v, HTTP_SLASH) || !isDigit(h[v + 5]) ||
+        h[v + 6] !== 46 || !isDigit(h[v + 7])
+      ) return "bad_request";
+      if (h[v + 5] !== 49 || (h[v + 7] !== 48 && h[v + 7] !== 49)) return "http_version";
+      if (isConnect) return "connect";
       this.final = true;
-      this.minorVersion = end >= 8 && h[end - 2] === 46 ? h[end - 1] - 48 : 1;
-      return true;
+      this.minorVersion = h[v + 7] - 48;
+      return undefined;
     }
     // "HTTP/1.x NNN ..."
-    if (end < 12 || h[0] !== 72 || h[4] !== 47 || h[8] !== SP) return false;
+    if (end < 12 || h[0] !== 72 || h[4] !== 47 || h[8] !== SP) return "bad_request";
     this.minorVersion = h[7] - 48;
     const status = (h[9] - 48) * 100 + (h[10] - 48) * 10 + (h[11] - 48);
-    if (!(status >= 100 && status <= 999)) return false;
+    if (!(status >= 100 && status <= 999)) return "bad_request";
     this.status = status;
     this.final = status >= 200 || status === 101;
-    return true;
+    return undefined;
   }
 
+  /**
+   * One Content-Length field: digits only, any number of leading zeros, at most 2^63 - 1. A list, or a
+   * second field with another value, is refused (the classic smuggling vector; hyper refuses both).
+   */
   #contentLengthValue(h: Uint8Array, start: number, end: number): boolean {
-    let parsed = -1;
-    // The usual case, digits only, read straight from the bytes.
-    let digits = 0;
-    let v = 0;
     let i = start;
     while (i < end && (h[i] === SP || h[i] === HTAB)) i++;
-    for (; i < end && h[i] >= 48 && h[i] <= 57; i++, digits++) v = v * 10 + h[i] - 48;
+    const first = i;
+    while (i < end && isDigit(h[i])) i++;
+    const last = i;
     while (i < end && (h[i] === SP || h[i] === HTAB)) i++;
-    if (i === end && digits > 0 && digits <= 15) parsed = v;
-    else {
-      // A list of identical values is one value (RFC 9110 §8.6).
-      for (const part of trimmed(h, start, end).split(",")) {
-        const p = part.trim();
-        if (!/^\d{1,15}$/.test(p)) return false;
-        const n = Number(p);
-        if (parsed >= 0 && n !== parsed) return false;
-        parsed = n;
-      }
-    }
-    if (this.#contentLength >= 0 && this.#contentLength !== parsed) return false;
-    this.#contentLength = parsed;
+    if (i !== end || last === first) return false;
+    let s = first;
+    while (s < last - 1 && h[s] === 48) s++;
+    if (last - s > 19) return false;
+    let digits = "";
+    for (let j = s; j < last; j++) digits += String.fromCharCode(h[j]);
+    if (digits.length === 19 && BigInt(digits) > MAX_LENGTH) return false;
+    if (this.#contentLength >= 0 && this.#contentLengthDigits !== digits) return false;
+    this.#contentLengthDigits = digits;
+    // Exact up to 2^53; past it, a body that could never be sent anyway.
+    this.#contentLength = Number(digits);
     return true;
   }
 
   /** RFC 9112 §6.3, in the order it gives. */
   #bodyState(): boolean {
     this.#remaining = 0;
-    this.#sizeDigits = 0;
     if (this.role === "response") {
       if (this.status === 101) {
         // Switching protocols: what follows is not HTTP.
@@ -338,14 +440,21 @@ export class Http1Framer {
       }
       const toHead = this.pendingHeadRequests.shift() ?? false;
       if (toHead || this.status === 204 || this.status === 304) this.#state = END;
-      else if (this.#transferEncoding) this.#state = this.#chunked ? CHUNK_SIZE : UNTIL_CLOSE;
+      else if (this.#transferEncoding && this.#chunked) this.#startChunkSize();
+      else if (this.#transferEncoding) this.#state = UNTIL_CLOSE;
       else if (this.#contentLength >= 0) this.#state = this.#contentLength === 0 ? END : LENGTH;
       else this.#state = UNTIL_CLOSE;
     } else {
       if (this.#transferEncoding) {
-        // A request whose final coding is not chunked cannot be framed (the server answers 400).
-        if (!this.#chunked) return false;
-        this.#state = CHUNK_SIZE;
+        // A request whose final coding is not chunked cannot be framed; nor one that also has a
+        // Content-Length (which one the next hop believes is the smuggling question), nor an HTTP/1.0 one
+        // (RFC 9112 §6.1); hyper refuses all three.
+        if (
+          !this.#chunked || this.#chunkedCount !== 1 || this.#contentLength >= 0 || this.minorVersion === 0
+        ) {
+          return false;
+        }
+        this.#startChunkSize();
       } else if (this.#contentLength > 0) this.#state = LENGTH;
       else this.#state = END;
     }
@@ -365,11 +474,36 @@ function trimCr(h: Uint8Array, start: number, end: number): number {
   return end > start && h[end - 1] === CR ? end - 1 : end;
 }
 
-function trimmed(h: Uint8Array, start: number, end: number): string {
-  while (start < end && (h[start] === SP || h[start] === HTAB)) start++;
-  while (end > start && (h[end - 1] === SP || h[end - 1] === HTAB)) end--;
-  return String.fromCharCode(...h.subarray(start, end));
+/** Calls `f` with each element of the comma-separated list in `h[start..end)`, trimmed; empty ones skipped. */
+function forEachElement(h: Uint8Array, start: number, end: number, f: (s: number, e: number) => void): void {
+  let i = start;
+  while (i <= end) {
+    let s = i;
+    while (s < end && h[s] !== COMMA && (h[s] === SP || h[s] === HTAB)) s++;
+    let e = s;
+    while (e < end && h[e] !== COMMA) e++;
+    i = e + 1;
+    while (e > s && (h[e - 1] === SP || h[e - 1] === HTAB)) e--;
+    if (e > s) f(s, e);
+  }
 }
+
+/** Whether `h` holds exactly `bytes` at `start`. */
+function bytesAre(h: Uint8Array, start: number, bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) if (h[start + i] !== bytes[i]) return false;
+  return true;
+}
+
+const isDigit = (b: number) => b >= 48 && b <= 57;
+
+/** RFC 9110 tchar, by byte. */
+const TCHAR = (() => {
+  const t = new Uint8Array(256);
+  for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+    t[c.charCodeAt(0)] = 1;
+  }
+  return t;
+})();
 
 function nameIs(h: Uint8Array, start: number, end: number, lowerName: Uint8Array): boolean {
   if (end - start !== lowerName.length) return false;

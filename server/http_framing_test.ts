@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type FramerEvent, Http1Framer, withConnectionClose } from "./http_framing.ts";
+import { type FramerEvent, Http1Framer, MAX_HEAD_BYTES, withConnectionClose } from "./http_framing.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -60,9 +60,36 @@ Deno.test("Http1Framer finds where requests begin and end", async (t) => {
     ]);
   });
 
-  await t.step("a list of identical Content-Length values is one value", () => {
-    const head = "POST /p HTTP/1.1\r\nContent-Length: 3, 3\r\n\r\n";
-    assert.deepEqual(frameEveryWay("request", head + "abc").at(-1), ["message_end", head.length + 3]);
+  await t.step(
+    "a repeated Content-Length with the same value is one value; leading zeros are allowed",
+    () => {
+      const head = "POST /p HTTP/1.1\r\nContent-Length: 3\r\ncontent-length: 0003\r\n\r\n";
+      assert.deepEqual(frameEveryWay("request", head + "abc").at(-1), ["message_end", head.length + 3]);
+      const zeros = `POST /p HTTP/1.1\r\nContent-Length: ${"0".repeat(40)}3\r\n\r\n`;
+      assert.deepEqual(frameEveryWay("request", zeros + "abc").at(-1), ["message_end", zeros.length + 3]);
+    },
+  );
+
+  await t.step("lengths and chunk sizes up to 2^63 - 1 are framed; one more is refused", () => {
+    const accepts = (req: string) => frame(new Http1Framer("request"), req).at(-1)?.[0] === "head_end";
+    const cl = (v: string) => `POST / HTTP/1.1\r\nContent-Length: ${v}\r\n\r\n`;
+    assert.ok(accepts(cl("9223372036854775807")), "2^63 - 1");
+    assert.ok(accepts(cl("0009223372036854775807")), "2^63 - 1 with leading zeros");
+    assert.ok(accepts(cl("9223372036854775806")), "one below");
+    assert.ok(!accepts(cl("9223372036854775808")), "2^63");
+    assert.ok(!accepts(cl("10000000000000000000")), "20 digits");
+    const chunk = (size: string) => {
+      const f = new Http1Framer("request");
+      const events = frame(f, `POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n${size}\r\nabc`);
+      return events.at(-1)?.[0] !== "error";
+    };
+    assert.ok(chunk("7fffffffffffffff"), "2^63 - 1");
+    assert.ok(chunk("0".repeat(100) + "7fffffffffffffff"), "with 100 leading zeros");
+    assert.ok(!chunk("8000000000000000"), "2^63");
+    assert.ok(!chunk("10000000000000000"), "17 digits");
+    // A chunk of 0000000000000003 bytes (16 digits, leading zeros) is 3 bytes.
+    const req = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0000000000000003\r\nabc\r\n0\r\n\r\n";
+    assert.deepEqual(frameEveryWay("request", req).at(-1), ["message_end", req.length]);
   });
 
   await t.step("a chunked body with extensions and trailers", () => {
@@ -110,30 +137,73 @@ Deno.test("Http1Framer finds where requests begin and end", async (t) => {
     ]);
   });
 
-  await t.step("requests that cannot be framed make the framer opaque", () => {
-    for (
-      const bad of [
-        "POST / HTTP/1.1\r\nContent-Length: 1x\r\n\r\n",
-        "POST / HTTP/1.1\r\nContent-Length: 3, 4\r\n\r\n",
-        "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
-        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-        "GET / HTTP/1.1\r\nX: a\r\n folded\r\n\r\n",
-        "CONNECT example.com:443 HTTP/1.1\r\n\r\n",
-      ]
-    ) {
+  await t.step("requests that cannot be framed are errors, with the reason the guard answers", () => {
+    const cases: Array<[string, string]> = [
+      ["POST / HTTP/1.1\r\nContent-Length: 1x\r\n\r\n", "bad_request"],
+      ["POST / HTTP/1.1\r\nContent-Length: +3\r\n\r\n", "bad_request"],
+      ["POST / HTTP/1.1\r\nContent-Length: 3, 3\r\n\r\n", "bad_request"],
+      ["POST / HTTP/1.1\r\nContent-Length: 3, 4\r\n\r\n", "bad_request"],
+      ["POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", "bad_request"],
+      ["POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", "bad_request"],
+      ["POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", "bad_request"],
+      ["POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", "bad_request"],
+      ["POST / HTTP/1.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", "bad_request"],
+      ["POST / HTTP/1.1\r\nTransfer-Encoding: xchunked\r\n\r\n", "bad_request"],
+      ["POST / HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n", "bad_request"],
+      ["POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", "bad_request"],
+      ["POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "bad_request"],
+      ["GET / HTTP/1.1\r\nX: a\r\n folded\r\n\r\n", "bad_request"],
+      ["GET / HTTP/1.1\rHost: x\r\n\r\n", "bad_request"],
+      ["GET / HTTP/1.1\r\nX: a\u0000b\r\n\r\n", "bad_request"],
+      ["GET  / HTTP/1.1\r\n\r\n", "bad_request"],
+      ["GET /\r\n\r\n", "bad_request"],
+      ["GET / http/1.1\r\n\r\n", "bad_request"],
+      ["GET / HTTP/2.0\r\n\r\n", "http_version"],
+      ["GET / HTTP/1.2\r\n\r\n", "http_version"],
+      ["PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "http_version"],
+      ["CONNECT example.com:443 HTTP/1.1\r\n\r\n", "connect"],
+    ];
+    for (const [bad, why] of cases) {
       const f = new Http1Framer("request");
       const events = frame(f, bad);
-      assert.equal(events.at(-1)?.[0], "error", bad);
+      assert.equal(events.at(-1)?.[0], "error", JSON.stringify(bad));
+      assert.equal(f.failure, why, JSON.stringify(bad));
       assert.ok(f.opaque);
-      // Whatever follows passes through.
-      assert.deepEqual(frame(f, "GET / HTTP/1.1\r\n\r\n"), []);
     }
   });
 
-  await t.step("a head longer than any server accepts is refused", () => {
+  await t.step("a head over MAX_HEAD_BYTES is refused as too large; one at it is framed", () => {
+    const head = (size: number) => {
+      const start = "GET / HTTP/1.1\r\nX: ";
+      return start + "a".repeat(size - start.length - 4) + "\r\n\r\n";
+    };
+    for (const size of [MAX_HEAD_BYTES - 1, MAX_HEAD_BYTES]) {
+      assert.equal(frame(new Http1Framer("request"), head(size), 4096).at(-1)?.[0], "message_end", `${size}`);
+    }
     const f = new Http1Framer("request");
-    const events = frame(f, "GET / HTTP/1.1\r\nX: " + "a".repeat(600 * 1024), 64 * 1024);
-    assert.equal(events.at(-1)?.[0], "error");
+    assert.equal(frame(f, head(MAX_HEAD_BYTES + 1), 4096).at(-1)?.[0], "error");
+    assert.equal(f.failure, "head_too_large");
+  });
+
+  await t.step("framing headers as long as a head can be are read without strings", () => {
+    // String.fromCharCode(...value) threw RangeError past ~125,000 bytes; a value now fills the head.
+    const fill = (name: string, item: string, last: string) => {
+      const start = `POST / HTTP/1.1\r\n${name}: `;
+      const room = MAX_HEAD_BYTES - start.length - 4 - last.length;
+      return start + item.repeat(Math.floor(room / item.length)) + `${last}\r\n\r\n`;
+    };
+    const te = new Http1Framer("request");
+    assert.deepEqual(
+      frame(te, fill("Transfer-Encoding", "gzip, ", "chunked") + "0\r\n\r\n").map((e) => e[0]),
+      [
+        "head_start",
+        "head_end",
+        "message_end",
+      ],
+    );
+    const conn = new Http1Framer("request");
+    assert.equal(frame(conn, fill("Connection", "keep-alive, ", "close")).at(-1)?.[0], "message_end");
+    assert.equal(conn.connectionClose, true, "the last element was read");
   });
 });
 
