@@ -4,7 +4,7 @@
  * variable, the value and what it accepts.
  */
 import { z } from "zod";
-import { formatCidr, parseCidr } from "./server/client_address.ts";
+import { formatCidr, parseCidr } from "./core/ip_address.ts";
 
 export const ZOO_MODEL_URL =
   "https://github.com/onnx/models/raw/main/validated/vision/classification/resnet/model/resnet50-v1-12.onnx";

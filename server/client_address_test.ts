@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { clientAddress, formatCidr, parseCidr, parseIp, TrustedProxies } from "./client_address.ts";
+import { formatCidr, parseCidr, parseIp } from "../core/ip_address.ts";
+import { clientAddress, TrustedProxies } from "./client_address.ts";
 
 const peer = (hostname: string, port = 40000): Deno.NetAddr => ({ transport: "tcp", hostname, port });
 

@@ -10,7 +10,7 @@
  * Deno.serve does not notice a client that leaves after sending a body of
  * more than a few KiB until it writes the answer.
  */
-import { formatIp, parseIp } from "./client_address.ts";
+import { formatIp, parseIp } from "../core/ip_address.ts";
 
 /** A row: [family (0 = empty, 4 or 6), port, address as four 32-bit words, connection serial, gone]. */
 const WORDS = 8;
