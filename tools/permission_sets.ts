@@ -89,6 +89,7 @@ export const PERMISSION_SETS: Readonly<Record<string, PermissionSet>> = {
     read: [".", "/usr/bin/ldd"],
     write: ["./models", "./tests/tmp"],
     ffi: ["./node_modules"],
+    // /usr/bin/python3: raw sockets Deno cannot open (resets before accept: tests/resets.ts).
     run: [
       "deno",
       "promtool",
@@ -97,6 +98,7 @@ export const PERMISSION_SETS: Readonly<Record<string, PermissionSet>> = {
       "amtool",
       "/usr/bin/chromium",
       "kubectl",
+      "/usr/bin/python3",
     ],
   },
 };
