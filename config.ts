@@ -160,6 +160,16 @@ export const configSchema = z.object({
   /** Open client connections; past this, new ones are closed at once. */
   MAX_CONNECTIONS: int(1, 1_000_000, 1024),
   /**
+   * `on`: the connection guard holds the public port (timeouts, caps, lossless drain; docs/security.md).
+   * `off`: Deno.serve holds it, for a proxy in front that enforces those limits itself.
+   */
+  CONNECTION_GUARD: z.enum(["on", "off"], { error: "on or off" }).default("on"),
+  /**
+   * Open connections from one client address (the TCP peer; peers in TRUSTED_PROXIES are exempt, since a
+   * proxy's address carries many clients); 0: no cap. Past it that client gets 503s, the others are served.
+   */
+  MAX_CONNECTIONS_PER_CLIENT: int(0, 1_000_000, 256),
+  /**
    * `apply` turns photos upright as their EXIF Orientation tag says (as browsers show them) before resizing;
    * `ignore` classifies them as stored, as torchvision's `PIL.Image.open` does (strict parity).
    */

@@ -11,6 +11,7 @@
  * that ends it says `Connection: close`.
  */
 import { type AcceptErrorReason, acceptLoop } from "./accept_loop.ts";
+import { TrustedProxies } from "./client_address.ts";
 import { ClientTable } from "./client_table.ts";
 import { FRAMING_ANSWERS, type FramingError, Http1Framer, withConnectionClose } from "./http_framing.ts";
 
@@ -24,7 +25,11 @@ export const REFUSAL_REASONS = [
   "idle_timeout",
   "unframeable",
   "head_too_large",
+  "client_limit",
 ] as const;
+
+/** What a connection admitted into the probe reserve may ask for. */
+export const PROBE_PATHS: ReadonlySet<string> = new Set(["/health", "/ready", "/metrics"]);
 export type RefusalReason = typeof REFUSAL_REASONS[number];
 
 export interface ConnectionGuardOptions {
@@ -34,6 +39,17 @@ export interface ConnectionGuardOptions {
   upstream: { hostname: string; port: number };
   /** Open client connections; past this, new ones get a 503 and are closed. */
   maxConnections: number;
+  /**
+   * Open connections from one client address; past this, its new ones get a 503. 0: no cap. Peers in
+   * `trustedProxies` (TRUSTED_PROXIES, as CIDRs) are exempt: one proxy's address carries many clients.
+   */
+  maxConnectionsPerClient?: number;
+  trustedProxies?: readonly string[];
+  /**
+   * Connections kept beyond `maxConnections` for the probes and the scraper: one admitted there may only
+   * ask for PROBE_PATHS (anything else gets a 503), so a full instance still reports itself.
+   */
+  probeReserve?: number;
   /** A request's headers must arrive within this (from the connection's start for the first one). */
   headerTimeoutMs: number;
   /** A connection with no bytes either way for this long is closed. */
@@ -147,6 +163,18 @@ const OVER_CAPACITY = problemAnswer(
   "The server has reached its connection limit; retry shortly",
   "retry-after: 1\r\n",
 );
+const CLIENT_OVER_CAPACITY = problemAnswer(
+  503,
+  "overloaded",
+  "This client has reached its connection limit (MAX_CONNECTIONS_PER_CLIENT); reuse a connection",
+  "retry-after: 1\r\n",
+);
+const PROBES_ONLY = problemAnswer(
+  503,
+  "overloaded",
+  "The server has reached its connection limit; only /health, /ready and /metrics are served on this one",
+  "retry-after: 1\r\n",
+);
 
 /** What the guard answers to each request its framer cannot frame, before closing the connection. */
 const FRAMING_REFUSALS = Object.fromEntries(
@@ -228,7 +256,7 @@ class Relay {
   #refusalSent = false;
   #sendingRefusal: Promise<void> | undefined;
 
-  constructor(ctx: RelayContext, client: Deno.TcpConn) {
+  constructor(ctx: RelayContext, client: Deno.TcpConn, readonly probeOnly = false) {
     this.#ctx = ctx;
     this.client = client;
     this.#lastActivity = performance.now();
@@ -347,6 +375,11 @@ class Relay {
           this.#drainIdleAt = Infinity;
           break;
         case "head_end":
+          if (this.probeOnly && !PROBE_PATHS.has(f.path)) {
+            // In the reserve: this request is not relayed, and answered after those before it.
+            this.#refuse(PROBES_ONLY, "connection_limit", this.#started);
+            return headStart;
+          }
           this.#started++;
           this.#headerDeadline = Infinity;
           this.#responses.pendingHeadRequests.push(f.isHead);
@@ -359,16 +392,20 @@ class Relay {
           // Fail closed: what the framer cannot read does not reach the server, and is answered once the
           // requests before it are. A head gone wrong is not relayed (only what an earlier read relayed of
           // it); a body gone wrong ends a request whose head was, and which the server will never finish.
-          this.#refuse(f.failure ?? "bad_request", f.failedInHead ? this.#started : this.#started - 1);
+          this.#refuse(
+            FRAMING_REFUSALS[f.failure ?? "bad_request"],
+            f.failure === "head_too_large" ? "head_too_large" : "unframeable",
+            f.failedInHead ? this.#started : this.#started - 1,
+          );
           return f.failedInHead ? headStart : i;
       }
     }
   }
 
-  /** Answers a request the framer cannot frame once the server has answered `after` of them, then closes. */
-  #refuse(why: FramingError, after: number): void {
-    this.#ctx.refuse(why === "head_too_large" ? "head_too_large" : "unframeable");
-    this.#refusal = FRAMING_REFUSALS[why];
+  /** Answers a request the guard will not relay once the server has answered `after` of them, then closes. */
+  #refuse(answer: Uint8Array, reason: RefusalReason, after: number): void {
+    this.#ctx.refuse(reason);
+    this.#refusal = answer;
     this.#refuseAfter = after;
     this.#headerDeadline = Infinity;
     this.#sendRefusalIfDue();
@@ -599,22 +636,41 @@ export function guardConnections(options: ConnectionGuardOptions): ConnectionGua
   };
   let late = 0;
 
+  const perClientCap = options.maxConnectionsPerClient ?? 0;
+  const proxies = new TrustedProxies(options.trustedProxies ?? []);
+  const trusted = (address: string) => proxies.has(address);
+  const probeReserve = options.probeReserve ?? 0;
+  /** Open connections by client address, and how many of the open ones are in the probe reserve. */
+  const perClient = new Map<string, number>();
+  let probes = 0;
+  const turnAway = (conn: Deno.Conn, reason: RefusalReason, answer: Uint8Array) => {
+    ctx.refuse(reason);
+    writeAll(conn, answer).catch(() => {}).finally(() => closeQuietly(conn));
+  };
   let closing = false;
   const accepting = acceptLoop(listener, {
     closing: () => closing,
     onError: (reason, err) => onAcceptError(reason, err instanceof Error ? err.message : String(err)),
     onConnection(conn) {
-      if (relays.size >= maxConnections) {
-        ctx.refuse("connection_limit");
-        writeAll(conn, OVER_CAPACITY).catch(() => {}).finally(() => closeQuietly(conn));
-        return;
+      const address = (conn.remoteAddr as Deno.NetAddr).hostname;
+      const fromClient = perClient.get(address) ?? 0;
+      if (perClientCap > 0 && fromClient >= perClientCap && !trusted(address)) {
+        return turnAway(conn, "client_limit", CLIENT_OVER_CAPACITY);
       }
-      const relay = new Relay(ctx, conn as Deno.TcpConn);
+      const full = relays.size - probes >= maxConnections;
+      if (full && probes >= probeReserve) return turnAway(conn, "connection_limit", OVER_CAPACITY);
+      const relay = new Relay(ctx, conn as Deno.TcpConn, full);
+      perClient.set(address, fromClient + 1);
+      if (full) probes++;
       relays.set(
         relay,
         relay.run().finally(() => {
           late += relay.late;
           relays.delete(relay);
+          if (relay.probeOnly) probes--;
+          const left = (perClient.get(address) ?? 1) - 1;
+          if (left > 0) perClient.set(address, left);
+          else perClient.delete(address);
           changed();
         }),
       );

@@ -530,3 +530,75 @@ Deno.test("what the framer cannot frame is answered by the guard and closed, nev
 
   await guard.drain(1000);
 });
+
+Deno.test("one client cannot hold every slot, and probes get through a full guard", async (t) => {
+  await using server = upstream();
+  const refused: string[] = [];
+  const onRefused = (reason: string) => refused.push(reason);
+  const open = async (port: number, hostname = "127.0.0.1") => {
+    const conn = await Deno.connect({ hostname, port });
+    // A request answered proves the guard admitted the connection.
+    await conn.write(get("/x"));
+    const [text] = await readResponses(conn, 1);
+    return { conn, text };
+  };
+
+  await t.step(
+    "at MAX_CONNECTIONS_PER_CLIENT and below: served; one above: 503, others still served",
+    async () => {
+      const guard = guardFor(server, { maxConnectionsPerClient: 3, onRefused });
+      const held = [];
+      for (let i = 0; i < 3; i++) held.push(await open(guard.addr.port));
+      assert.ok(held.every((h) => /^HTTP\/1\.1 200/.test(h.text)));
+      const { text } = await readAll(await Deno.connect({ hostname: "127.0.0.1", port: guard.addr.port }));
+      assert.match(text, /^HTTP\/1\.1 503 [^]*MAX_CONNECTIONS_PER_CLIENT/);
+      assert.ok(refused.includes("client_limit"));
+      // Another address (127.0.0.2 is loopback too) is another client.
+      const other = await open(guard.addr.port, "127.0.0.2").catch(() => undefined);
+      if (other) {
+        assert.match(other.text, /^HTTP\/1\.1 200/);
+        other.conn.close();
+      }
+      // A slot freed is a slot back.
+      held.pop()!.conn.close();
+      await sleep(100);
+      const again = await open(guard.addr.port);
+      assert.match(again.text, /^HTTP\/1\.1 200/);
+      again.conn.close();
+      for (const h of held) h.conn.close();
+      await guard.drain(1000);
+    },
+  );
+
+  await t.step("a trusted proxy's address is not capped", async () => {
+    const guard = guardFor(server, { maxConnectionsPerClient: 1, trustedProxies: ["127.0.0.1/32"] });
+    const a = await open(guard.addr.port);
+    const b = await open(guard.addr.port);
+    assert.match(b.text, /^HTTP\/1\.1 200/);
+    a.conn.close();
+    b.conn.close();
+    await guard.drain(1000);
+  });
+
+  await t.step("with every slot taken, the reserve serves /health, /ready and /metrics only", async () => {
+    const guard = guardFor(server, { maxConnections: 2, probeReserve: 1, onRefused });
+    const held = [await open(guard.addr.port), await open(guard.addr.port)];
+    const probe = await Deno.connect({ hostname: "127.0.0.1", port: guard.addr.port });
+    await probe.write(get("/health"));
+    const [health] = await readResponses(probe, 1);
+    assert.match(health, /^HTTP\/1\.1 200[^]*GET \/health 0$/);
+    await probe.write(get("/predict"));
+    const { text } = await readAll(probe);
+    assert.match(text, /^HTTP\/1\.1 503 [^]*only \/health, \/ready and \/metrics/);
+    // The reserve holds one: with it taken too, the next connection is refused outright.
+    await sleep(200);
+    const probe2 = await Deno.connect({ hostname: "127.0.0.1", port: guard.addr.port });
+    await probe2.write(get("/metrics"));
+    assert.match((await readResponses(probe2, 1))[0], /GET \/metrics 0$/);
+    const busy = await Deno.connect({ hostname: "127.0.0.1", port: guard.addr.port });
+    assert.match((await readAll(busy)).text, /^HTTP\/1\.1 503 [^]*connection limit; retry/);
+    probe2.close();
+    for (const h of held) h.conn.close();
+    await guard.drain(1000);
+  });
+});

@@ -113,6 +113,8 @@ export class Http1Framer {
   #significant = 0;
   #firstDigit = 0;
   #extBytes = 0;
+  #targetStart = 0;
+  #targetEnd = 0;
   #contentLength = -1;
   /** The Content-Length as sent, without leading zeros: a repeated field must say the same. */
   #contentLengthDigits = "";
@@ -135,6 +137,13 @@ export class Http1Framer {
   /** Whether framing was lost (malformed message, upgrade): bytes are passed through uninterpreted. */
   get opaque(): boolean {
     return this.#state === OPAQUE;
+  }
+
+  /** Of the last request head: its target's path (the query left out), as sent. */
+  get path(): string {
+    let end = this.#targetStart;
+    while (end < this.#targetEnd && this.#head[end] !== 63) end++; // "?"
+    return new TextDecoder("latin1").decode(this.#head.subarray(this.#targetStart, end));
   }
 
   /** The head as received, valid after `head_end` until the next message starts. */
@@ -377,6 +386,8 @@ export class Http1Framer {
       let target = sp + 1;
       while (target < end && h[target] > SP && h[target] !== DEL) target++;
       if (target === sp + 1 || target >= end || h[target] !== SP) return "bad_request";
+      this.#targetStart = sp + 1;
+      this.#targetEnd = target;
       // The version: exactly HTTP/d.d; one this server does not speak is a 505 (the HTTP/2 preface is
       // `PRI * HTTP/2.0`).
       const v = target + 1;

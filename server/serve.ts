@@ -10,7 +10,8 @@ import type { Telemetry } from "../observability/telemetry.ts";
 import type { ConnectionInfo } from "../core/connection.ts";
 import { clientAddress, TrustedProxies } from "./client_address.ts";
 import { ACCEPT_ERROR_REASONS } from "./accept_loop.ts";
-import type { ConnectionGuard, RefusalReason } from "./connection_guard.ts";
+import { type ConnectionGuard, REFUSAL_REASONS, type RefusalReason } from "./connection_guard.ts";
+import { connectionBudget, openFilesLimit } from "./descriptors.ts";
 import { guardConnectionsInWorker } from "./guard_thread.ts";
 import { problemResponse } from "../routes/problem.ts";
 
@@ -38,6 +39,12 @@ export interface RunningServer {
   shutdown(signal: string): Promise<void>;
 }
 
+/**
+ * Connections kept beyond MAX_CONNECTIONS for /health, /ready and /metrics: a kubelet probing liveness and
+ * readiness and a Prometheus or two scraping, each on its own connection, with room for retries.
+ */
+const PROBE_RESERVE = 8;
+
 /** Accept errors closer together than this are one burst, logged once (its first error). */
 const ACCEPT_BURST_GAP_MS = 10_000;
 
@@ -59,7 +66,94 @@ function unguardedResponse(publicPort: number): Response {
 }
 
 /** Starts serving; resolves once the public port listens, rejects if it cannot (port taken, bad host). */
-export async function startServer({ config, app, state, telemetry }: ServerDeps): Promise<RunningServer> {
+export async function startServer(deps: ServerDeps): Promise<RunningServer> {
+  const { config } = deps;
+  const log = logger("lifecycle");
+  const guardOn = config.CONNECTION_GUARD === "on";
+  const budget = connectionBudget(
+    config.MAX_CONNECTIONS,
+    guardOn ? 3 : 1,
+    openFilesLimit(),
+    guardOn ? PROBE_RESERVE : 0,
+  );
+  if (budget.warning) log.warn(budget.warning, { max_connections: budget.maxConnections });
+  return guardOn ? await startGuarded(deps, budget.maxConnections) : startDirect(deps);
+}
+
+/**
+ * CONNECTION_GUARD=off: Deno.serve on the public port, for deployments behind a proxy (Envoy, nginx, an
+ * ingress) that enforces header and idle timeouts and connection caps itself. The drain is Deno's: it
+ * answers the requests in progress, closes idle kept-alive connections, and a request that arrives on one
+ * as it closes is lost (docs/operations.md has the counts).
+ */
+function startDirect({ config, app, state, telemetry }: ServerDeps): RunningServer {
+  const trusted = new TrustedProxies(config.TRUSTED_PROXIES);
+  zeroCounters(telemetry);
+  const server = Deno.serve(
+    { hostname: config.HOST, port: config.PORT, onListen: () => {} },
+    (request, info): Response | Promise<Response> =>
+      app.fetch(request, {
+        remoteAddr: info.remoteAddr,
+        client: clientAddress(info.remoteAddr, request.headers, trusted),
+      }),
+  );
+  let stopping: Promise<void> | undefined;
+  return {
+    addr: server.addr,
+    internalAddr: server.addr,
+    shutdown: (signal) =>
+      stopping ??= drainAndStop(config, state, signal, async (timeoutMs) => {
+        const done = await Promise.race([
+          server.shutdown().then(() => true),
+          sleep(timeoutMs).then(() => false),
+        ]);
+        if (!done) logger("lifecycle").warn("Shutdown timeout: Deno's server still had connections open");
+      }),
+  };
+}
+
+/** Zero from the start, so a rate() over the first errors sees them. */
+function zeroCounters(telemetry: Telemetry): void {
+  for (const reason of ACCEPT_ERROR_REASONS) telemetry.metrics.acceptErrors.inc({ reason }, 0);
+  for (const reason of REFUSAL_REASONS) telemetry.metrics.connectionsRefused.inc({ reason }, 0);
+}
+
+/**
+ * The shutdown both modes share: out of rotation (/ready 503), SHUTDOWN_DELAY_MS of full service, then
+ * `drain` closes the listener and answers what is on open connections within SHUTDOWN_TIMEOUT_MS, then
+ * the model is released.
+ */
+async function drainAndStop(
+  config: Config,
+  state: ModelState,
+  signal: string,
+  drain: (timeoutMs: number) => Promise<void>,
+): Promise<void> {
+  const log = logger("lifecycle");
+  state.drain();
+  const delayMs = config.SHUTDOWN_DELAY_MS;
+  const timeoutMs = config.SHUTDOWN_TIMEOUT_MS;
+  log.info("Received {signal}: /ready answers 503; serving {delay_ms} ms more, then draining", {
+    signal,
+    delay_ms: delayMs,
+    timeout_ms: timeoutMs,
+  });
+  if (delayMs > 0) await sleep(delayMs);
+  const deadline = performance.now() + timeoutMs;
+  log.info("Closing the listener; answering the requests on open connections (at most {timeout_ms} ms)", {
+    timeout_ms: timeoutMs,
+  });
+  await drain(timeoutMs);
+  // No client connection is left, so nothing new reaches the model; what the timeout cut may still be
+  // running, and gets what is left of the deadline.
+  await Promise.race([state.classifier?.drain(), sleep(Math.max(0, deadline - performance.now()))]);
+  await state.classifier?.close();
+}
+
+async function startGuarded(
+  { config, app, state, telemetry }: ServerDeps,
+  maxConnections: number,
+): Promise<RunningServer> {
   const log = logger("lifecycle");
   const trusted = new TrustedProxies(config.TRUSTED_PROXIES);
   // Logged once: a local process probing the port must not flood the log.
@@ -95,14 +189,16 @@ export async function startServer({ config, app, state, telemetry }: ServerDeps)
     },
   );
   const refusalsLogged = new Set<RefusalReason>();
-  // Zero from the start, so a rate() over the first errors sees them.
-  for (const reason of ACCEPT_ERROR_REASONS) telemetry.metrics.acceptErrors.inc({ reason }, 0);
+  zeroCounters(telemetry);
   let lastAcceptError = -Infinity;
   const guard: ConnectionGuard = await guardConnectionsInWorker({
     hostname: config.HOST,
     port: config.PORT,
     upstream: { hostname: "127.0.0.1", port: server.addr.port },
-    maxConnections: config.MAX_CONNECTIONS,
+    maxConnections,
+    maxConnectionsPerClient: config.MAX_CONNECTIONS_PER_CLIENT,
+    trustedProxies: config.TRUSTED_PROXIES,
+    probeReserve: PROBE_RESERVE,
     headerTimeoutMs: config.HEADER_TIMEOUT_MS,
     idleTimeoutMs: config.IDLE_TIMEOUT_MS,
     onOpenChange: (open) => telemetry.metrics.connectionsOpen.set(open),
@@ -137,37 +233,21 @@ export async function startServer({ config, app, state, telemetry }: ServerDeps)
   guarded = guard;
 
   let stopping: Promise<void> | undefined;
-  async function stop(signal: string): Promise<void> {
-    // Out of the load balancer's rotation first; everything is still served meanwhile.
-    state.drain();
-    const delayMs = config.SHUTDOWN_DELAY_MS;
-    const timeoutMs = config.SHUTDOWN_TIMEOUT_MS;
-    log.info("Received {signal}: /ready answers 503; serving {delay_ms} ms more, then draining", {
-      signal,
-      delay_ms: delayMs,
-      timeout_ms: timeoutMs,
+  const stop = (signal: string) =>
+    drainAndStop(config, state, signal, async (timeoutMs) => {
+      const deadline = performance.now() + timeoutMs;
+      const report = await guard.drain(timeoutMs);
+      if (report.timedOut) {
+        log.warn("Shutdown timeout cut {cut} requests", { cut: report.cut, timeout_ms: timeoutMs });
+      }
+      if (report.late > 0) {
+        log.warn("{late} requests arrived on connections already closed for being idle", {
+          late: report.late,
+        });
+      }
+      // No client connection is left, so nothing new reaches the server.
+      await Promise.race([server.shutdown(), sleep(Math.max(0, deadline - performance.now()))]);
     });
-    if (delayMs > 0) await sleep(delayMs);
-
-    const deadline = performance.now() + timeoutMs;
-    log.info("Closing the listener; answering the requests on open connections (at most {timeout_ms} ms)", {
-      timeout_ms: timeoutMs,
-    });
-    const report = await guard.drain(timeoutMs);
-    if (report.timedOut) {
-      log.warn("Shutdown timeout cut {cut} requests", { cut: report.cut, timeout_ms: timeoutMs });
-    }
-    if (report.late > 0) {
-      log.warn("{late} requests arrived on connections already closed for being idle", { late: report.late });
-    }
-    // No client connection is left, so nothing new reaches the server or the model; what the
-    // timeout cut may still be running, and gets what is left of the deadline.
-    await Promise.race([
-      Promise.all([server.shutdown(), state.classifier?.drain()]),
-      sleep(Math.max(0, deadline - performance.now())),
-    ]);
-    await state.classifier?.close();
-  }
 
   return {
     addr: guard.addr,

@@ -70,8 +70,9 @@ export const PERMISSION_SETS: Readonly<Record<string, PermissionSet>> = {
   gateway: {
     env: SERVICE_ENV,
     net: SERVICE_NET,
-    // ./server: the connection guard's Worker; /usr/bin/ldd: sharp's C-library check.
-    read: [...SERVICE_READ, "./server", "/usr/bin/ldd"],
+    // ./server: the connection guard's Worker; /usr/bin/ldd: sharp's C-library check; /proc/self/limits:
+    // the open-files limit MAX_CONNECTIONS is checked against (server/descriptors.ts).
+    read: [...SERVICE_READ, "./server", "/usr/bin/ldd", "/proc/self/limits"],
     write: ["./models"],
     // onnxruntime-node and sharp are native addons.
     ffi: ["./node_modules"],
