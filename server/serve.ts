@@ -43,7 +43,7 @@ export interface RunningServer {
  * Connections kept beyond MAX_CONNECTIONS for /health, /ready and /metrics: a kubelet probing liveness and
  * readiness and a Prometheus or two scraping, each on its own connection, with room for retries.
  */
-const PROBE_RESERVE = 8;
+export const PROBE_RESERVE = 8;
 
 /** Accept errors closer together than this are one burst, logged once (its first error). */
 const ACCEPT_BURST_GAP_MS = 10_000;
