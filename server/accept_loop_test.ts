@@ -3,7 +3,7 @@
  * a raw socket with SO_LINGER 0), and, through a listener that fails on cue, every other error class.
  */
 import assert from "node:assert/strict";
-import { sendResets } from "../tests/resets.ts";
+import { sendResets } from "../tests/support/resets.ts";
 import { ACCEPT_ERROR_REASONS, acceptErrorReason, acceptLoop, BACKOFF_MAX_MS } from "./accept_loop.ts";
 import { guardConnections } from "./connection_guard.ts";
 

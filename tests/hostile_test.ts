@@ -5,9 +5,9 @@
  * that the gateway answers or closes promptly and is healthy afterwards.
  */
 import assert from "node:assert/strict";
-import { freePort, metricValue, type Started, startTask, waitReady } from "./gateway_process.ts";
-import { RawConnection, requestBytes } from "./raw_http.ts";
-import { sendResets } from "./resets.ts";
+import { freePort, metricValue, type Started, startTask, waitReady } from "./support/gateway_process.ts";
+import { RawConnection, requestBytes } from "./support/raw_http.ts";
+import { sendResets } from "./support/resets.ts";
 
 const encoder = new TextEncoder();
 

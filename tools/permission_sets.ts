@@ -90,7 +90,7 @@ export const PERMISSION_SETS: Readonly<Record<string, PermissionSet>> = {
     read: [".", "/usr/bin/ldd"],
     write: ["./models", "./tests/tmp"],
     ffi: ["./node_modules"],
-    // /usr/bin/python3: raw sockets Deno cannot open (resets before accept: tests/resets.ts).
+    // /usr/bin/python3: raw sockets Deno cannot open (resets before accept: tests/support/resets.ts).
     run: [
       "deno",
       "promtool",
