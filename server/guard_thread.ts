@@ -6,28 +6,9 @@
  * addresses cross in shared memory (./client_table.ts); refusals, the open
  * count and the drain's report as messages.
  */
-import type { AcceptErrorReason } from "./accept_loop.ts";
 import { ClientTable } from "./client_table.ts";
-import type {
-  ConnectionGuard,
-  ConnectionGuardOptions,
-  DrainReport,
-  RefusalReason,
-} from "./connection_guard.ts";
-
-type WorkerOptions = Omit<ConnectionGuardOptions, "onRefused" | "onOpenChange" | "onAcceptError" | "clients">;
-
-export type GuardRequest =
-  | { type: "start"; options: WorkerOptions; table: SharedArrayBuffer }
-  | { type: "drain"; timeoutMs: number };
-
-export type GuardReply =
-  | { type: "listening"; addr: Deno.NetAddr }
-  | { type: "failed"; message: string }
-  | { type: "refused"; reason: RefusalReason }
-  | { type: "accept_error"; reason: AcceptErrorReason; message: string }
-  | { type: "open"; open: number }
-  | { type: "drained"; report: DrainReport };
+import type { ConnectionGuard, ConnectionGuardOptions, DrainReport } from "./connection_guard.ts";
+import type { GuardReply, GuardRequest } from "./guard_protocol.ts";
 
 /** The client table is the Worker's own, shared with this thread; none is passed in. */
 export interface GuardThreadOptions extends Omit<ConnectionGuardOptions, "clients"> {

@@ -6,7 +6,7 @@
 /// <reference lib="deno.worker" />
 import { ClientTable } from "./client_table.ts";
 import { type ConnectionGuard, guardConnections } from "./connection_guard.ts";
-import type { GuardReply, GuardRequest } from "./guard_thread.ts";
+import type { GuardReply, GuardRequest } from "./guard_protocol.ts";
 
 let guard: ConnectionGuard | undefined;
 const reply = (message: GuardReply) => self.postMessage(message);
