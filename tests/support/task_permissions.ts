@@ -1,6 +1,7 @@
 /**
  * What each task of deno.json is granted: its `-P=<set>` permission set from
- * the config's `permissions`, with any `--allow-<kind>=` flag of the command
+ * the `permissions` of the config it runs with (deno.json, or the file named
+ * by `--config=`), with any `--allow-<kind>=` flag of the command
  * replacing that kind (as Deno applies them), so tests can read one task's
  * grant without parsing deno.json themselves.
  */
@@ -24,13 +25,25 @@ export interface TaskGrant {
   grants: Partial<Record<PermissionKind, string[] | true>>;
 }
 
+type PermissionSets = Record<string, Partial<Record<PermissionKind, string[] | boolean>>>;
+
 export interface DenoConfig {
   tasks: Record<string, { command: string; description?: string }>;
-  permissions?: Record<string, Partial<Record<PermissionKind, string[] | boolean>>>;
+  permissions?: PermissionSets;
+  /** The permission sets of each other config file a task names with `--config=`, by its path. */
+  configs: Record<string, { permissions?: PermissionSets }>;
 }
 
+/** deno.json, with the permission sets of the config files its tasks name (deno.production.json). */
 export async function denoConfig(): Promise<DenoConfig> {
-  return JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT)));
+  const config: DenoConfig = JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT)));
+  config.configs = {};
+  for (const task of Object.values(config.tasks)) {
+    for (const [, path] of task.command.matchAll(/--config=(\S+)/g)) {
+      config.configs[path] ??= JSON.parse(await Deno.readTextFile(new URL(path, ROOT)));
+    }
+  }
+  return config;
 }
 
 /** The grant of one task whose command is a single `deno <subcommand> ...`. */
@@ -45,10 +58,13 @@ export function taskGrant(config: DenoConfig, task: string): TaskGrant {
   const entry = firstEntry < 0 ? [] : words.slice(firstEntry);
   const grants: TaskGrant["grants"] = {};
   const set = flags.find((f) => f.startsWith("-P=") || f.startsWith("--permission-set="))?.split("=")[1];
+  const file = flags.find((f) => f.startsWith("--config="))?.split("=")[1];
   if (set !== undefined) {
-    const defined = config.permissions?.[set];
+    const defined = (file === undefined ? config : config.configs[file])?.permissions?.[set];
     if (!defined) {
-      throw new Error(`Task ${task} names permission set ${set}, which deno.json does not define`);
+      throw new Error(
+        `Task ${task} names permission set ${set}, which ${file ?? "deno.json"} does not define`,
+      );
     }
     for (const [kind, value] of Object.entries(defined)) {
       if (value === false) continue;
