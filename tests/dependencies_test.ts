@@ -114,6 +114,12 @@ Deno.test("production installs only what production imports", async (t) => {
       assert.match(dockerfile, /^COPY deno\.json deno\.production\.json deno\.production\.lock \.\/$/m);
       assert.match(dockerfile, /deno install --frozen --config=deno\.production\.json/);
       assert.ok(!/^COPY [^\n]*deno\.lock/m.test(dockerfile), "deno.lock (tests' and tooling's) stays out");
+      const ignored = (await Deno.readTextFile(new URL(".dockerignore", ROOT))).split("\n").map((l) =>
+        l.trim()
+      );
+      for (const path of ["deno.lock", "tools"]) {
+        assert.ok(ignored.includes(path), `.dockerignore keeps ${path} out`);
+      }
       const cache = /^RUN deno cache --config=deno\.production\.json ((?:[\w./-]+\.ts ?)+)/m.exec(dockerfile);
       assert.ok(cache, "the image compiles the graph under the production config");
       const { entries } = await productionConfig(devJson);
