@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { PRODUCTION_CONFIG, PRODUCTION_LOCK, productionConfig } from "../tools/deno_config.ts";
 import { SERVICE_SETS } from "../tools/permission_sets.ts";
-import { denoConfig, taskGrant } from "./task_permissions.ts";
+import { denoConfig, taskGrant } from "./support/task_permissions.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const readJson = async (path: string) => JSON.parse(await Deno.readTextFile(new URL(path, ROOT)));
