@@ -98,6 +98,8 @@ export const configSchema = z.object({
    * a load that would go over is refused before it starts. 0: no limit.
    */
   MODEL_MEMORY_LIMIT: byteSize().default(0),
+  /** A repository load request's body, which may carry the model file base64-encoded (4/3 of its size). */
+  MAX_LOAD_REQUEST_BYTES: int(1024, 4096 * MiB, 512 * MiB),
   MODEL_ZOO_URL: httpUrl().default(ZOO_MODEL_URL),
   MODEL_ZOO_SHA256: sha256().default(ZOO_MODEL_SHA256),
   SYNTHETIC_SEED: int(0, 2 ** 32 - 1, 20240601),

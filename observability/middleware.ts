@@ -25,6 +25,8 @@ export interface ObservabilityVariables {
   bytesIn: number;
   stages: RequestStages;
   span: Span;
+  /** The model version that answered, set by the inference routes: on the server span and the access log. */
+  servedBy: { model: string; version: string } | undefined;
 }
 
 export interface ObservabilityOptions {
@@ -110,6 +112,7 @@ export function observability(options: ObservabilityOptions): MiddlewareHandler<
     c.set("rejectReason", undefined);
     c.set("stages", stages);
     c.set("span", span);
+    c.set("servedBy", undefined);
     const active = { http_request_method: method };
     recordSafely("http_in_flight", [], () => metrics.httpActive.inc(active));
 
@@ -144,6 +147,11 @@ export function observability(options: ObservabilityOptions): MiddlewareHandler<
               span.setAttribute("error.type", String(status));
             }
             if (reason) span.setAttribute("inference_gateway.reject_reason", reason);
+            const served = c.get("servedBy");
+            if (served) {
+              span.setAttribute("model.name", served.model);
+              span.setAttribute("model.version", served.version);
+            }
 
             const kept = sampled || status >= 500 || durationMs > latencyObjectiveMs;
             metrics.httpDuration.observe({
@@ -167,6 +175,8 @@ export function observability(options: ObservabilityOptions): MiddlewareHandler<
             user_agent: c.req.header("user-agent"),
             client_address: client?.address,
             reject_reason: reason,
+            model: c.get("servedBy")?.model,
+            model_version: c.get("servedBy")?.version,
           };
           // Probes answering 503 while loading or draining are expected; 503 elsewhere is
           // designed back-pressure (warning); other 5xx are faults (error).

@@ -23,6 +23,8 @@ import { asProblem, ProblemError, problemResponse, PROBLEMS } from "./problem.ts
 import type { AppEnv } from "./types.ts";
 import { isV2Path, V2_PREFIX, v2App, v2ErrorAnswer, v2Unmatched } from "./v2/app.ts";
 import { fixedCatalog } from "../serving/models.ts";
+import { repositoryCatalog } from "../serving/repository_catalog.ts";
+import { registerRepositoryRoutes } from "./v2/repository.ts";
 import { ModelStatistics } from "../serving/stats.ts";
 
 /** The routes the SLOs count (the `http_route` matcher of deploy/prometheus/rules/). */
@@ -79,11 +81,15 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     build,
     repository: deps.repository,
   });
-  const models = fixedCatalog(config.MODEL_NAME, state);
+  const models = deps.repository?.root
+    ? repositoryCatalog(deps.repository)
+    : fixedCatalog(config.MODEL_NAME, state);
   const statistics = new ModelStatistics();
-  registerPredict(app, { config, state, metrics, statistics });
+  registerPredict(app, { config, state, metrics, statistics, models });
   const v2Deps = { config, models, metrics, statistics, version: build.version };
   const v2 = v2App(v2Deps);
+  // Before mounting: the management routes answer in the protocol's terms, under the v2 error handler.
+  if (deps.repository) registerRepositoryRoutes(v2, config, deps.repository);
   app.route(V2_PREFIX, v2);
   const unmatchedV2 = v2Unmatched(v2, v2Deps);
   registerPage(app, readPage(deps.webDir ?? WEB_DIR));

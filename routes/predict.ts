@@ -15,7 +15,13 @@ import type { Metrics } from "../observability/metrics.ts";
 import { recordSafely } from "../observability/telemetry_guard.ts";
 import { clientSignal, readBodyLimited } from "./body.ts";
 import { runInference } from "../serving/infer.ts";
-import { IMAGE_MODEL_SUFFIX } from "../serving/models.ts";
+import {
+  IMAGE_MODEL_SUFFIX,
+  type ModelCatalog,
+  type ModelView,
+  type ServedModel,
+  viewOf,
+} from "../serving/models.ts";
 import type { ModelStatistics } from "../serving/stats.ts";
 import { type MediaType, MultipartError, parseMediaType, parseMultipart } from "./multipart.ts";
 import { asProblem, problemBody, ProblemError, PROBLEMS } from "./problem.ts";
@@ -204,28 +210,53 @@ function looksLikeImage(bytes: Uint8Array): boolean {
 export interface PredictDeps {
   config: Config;
   state: ModelState;
+  /** The models `?model=` may name (the image models of serving/models.ts); without it only `state`'s. */
+  models?: ModelCatalog;
   metrics: Metrics;
   /** /predict's images are counted as the image model's (serving/models.ts), which they are. */
   statistics?: ModelStatistics;
 }
 
 function predictHandler(
-  { config, state, metrics, statistics }: PredictDeps,
+  { config, state, metrics, statistics, models }: PredictDeps,
 ): RouteHandler<typeof predictRoute, AppEnv> {
+  /** The view `?model=&version=` names (404 naming it if it is not served), else the default model's. */
+  const chosen = (
+    model: string | undefined,
+    version: string | undefined,
+  ): { view: ModelView; name: string } => {
+    if (model === undefined && version === undefined) return { view: state, name: config.MODEL_NAME };
+    const name = model ?? state.classifier?.info.name ?? config.MODEL_NAME;
+    const served: ServedModel | undefined = models
+      ? models.find(name)
+      : name === config.MODEL_NAME
+      ? { name, kind: "image", state }
+      : undefined;
+    const view = served && viewOf(served, version);
+    if (!view) {
+      throw new ProblemError(
+        "not_found",
+        version === undefined
+          ? `Model "${name}" is not served here`
+          : `Model "${name}" has no version "${version}" serving`,
+      );
+    }
+    return { view, name };
+  };
   return async function predict(c) {
     const started = performance.now();
-    const k = c.req.valid("query").top_k ?? config.TOP_K;
+    const query = c.req.valid("query");
+    const { view, name } = chosen(query.model, query.version);
+    const k = query.top_k ?? view.topK ?? config.TOP_K;
     const stages = c.get("stages");
     const answer = await runInference({
-      state,
-      model: config.MODEL_NAME,
+      state: view,
+      model: name,
       stages,
       signal: clientSignal(c),
       timeoutMs: config.REQUEST_TIMEOUT_MS,
       onConfidence: (v) => metrics.confidence.observe(v),
-      ...(statistics
-        ? { statistics: { table: statistics, model: config.MODEL_NAME + IMAGE_MODEL_SUFFIX } }
-        : {}),
+      ...(statistics ? { statistics: { table: statistics, model: name + IMAGE_MODEL_SUFFIX } } : {}),
       read: () =>
         stages.run("read_body", async (annotate) => {
           const images = await uploads(c, config);
@@ -234,6 +265,7 @@ function predictHandler(
         }),
     });
     const info = answer.classifier.info;
+    c.set("servedBy", { model: info.name, version: info.version });
     const { images } = answer.request;
     const head = {
       request_id: c.get("requestId"),

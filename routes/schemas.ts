@@ -70,6 +70,15 @@ export const topKQuery = z.object({
     .max(20, "an integer from 1 to 20")
     .optional()
     .meta({ description: "How many classes to return, 1 to 20 (default TOP_K)", example: 5 }),
+  model: z.string().min(1, "a model name").max(64, "a model name").optional().meta({
+    description:
+      "Which model answers (a model repository's); default: MODEL_NAME, or the repository's default",
+    example: "resnet50",
+  }),
+  version: z.string().min(1, "a version").max(16, "a version").optional().meta({
+    description: "Which of its versions answers; default: its default (highest serving) version",
+    example: "2",
+  }),
 });
 
 const classScore = z.object({

@@ -10,7 +10,7 @@
 import { CodedError } from "../core/errors.ts";
 import type { Admission } from "../model/runtime/batcher.ts";
 import type { Classification, Classifier, Inference } from "../model/runtime/classifier.ts";
-import type { ModelState } from "../model/runtime/state.ts";
+import type { ModelView } from "./models.ts";
 import type { StageName } from "../observability/metrics.ts";
 import type { Annotate, StageRunner } from "../observability/stages.ts";
 import { recordSafely } from "../observability/telemetry_guard.ts";
@@ -56,7 +56,7 @@ export function finiteOutput(result: Inference): boolean {
 export type ItemOutcome<R> = { ok: true; result: R } | { ok: false; error: unknown };
 
 export interface InferenceCall<P extends ReadRequest> {
-  state: ModelState;
+  state: ModelView;
   /** The name the request used (it goes into messages and statistics). */
   model: string;
   /**

@@ -5,17 +5,28 @@
  * same network behind image decoding under MODEL_NAME-image, sharing one
  * model state. A model repository replaces it by implementing ModelCatalog.
  */
+import type { IndexEntry } from "../model/repository/registry.ts";
 import type { ModelState } from "../model/runtime/state.ts";
 
 /** How a model takes its input: preprocessed FP32 tensors, or encoded image files. */
 export const MODEL_KINDS = ["tensor", "image"] as const;
 export type ModelKind = typeof MODEL_KINDS[number];
 
+/** What a request reads of a model (or of one of its versions): its status and the classifier serving it. */
+export type ModelView = Pick<ModelState, "status" | "classifier" | "error" | "serving"> & {
+  /** Classes an answer ranks when the request does not say (a repository model's config.json top_k). */
+  readonly topK?: number;
+};
+
 export interface ServedModel {
   name: string;
   kind: ModelKind;
-  /** Loading, ready, failed or draining, and the classifier once loaded. */
-  state: ModelState;
+  /** Loading, ready, failed or draining, and the classifier once loaded (its default version's). */
+  state: ModelView;
+  /** The versions serving, highest first (a repository model; otherwise the one the classifier names). */
+  versions?(): string[];
+  /** One version's view; undefined for a version that does not serve. */
+  version?(version: string): ModelView | undefined;
 }
 
 export interface ModelCatalog {
@@ -23,6 +34,19 @@ export interface ModelCatalog {
   list(): readonly ServedModel[];
   /** The model of that name; undefined for a name this server does not serve. */
   find(name: string): ServedModel | undefined;
+  /** Every model and version known, with its state and reason (a repository's index). */
+  index?(): IndexEntry[];
+}
+
+/**
+ * The view a request for `version` of `model` reads (the default version's without one); undefined
+ * when that version does not serve: for a single model, when the loaded one has another version.
+ */
+export function viewOf(model: ServedModel, version?: string): ModelView | undefined {
+  if (version === undefined) return model.state;
+  if (model.version) return model.version(version);
+  const classifier = model.state.classifier;
+  return classifier && classifier.info.version !== version ? undefined : model.state;
 }
 
 /** Appended to MODEL_NAME for the model that takes encoded images. */

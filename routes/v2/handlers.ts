@@ -11,7 +11,13 @@ import type { ModelInfo } from "../../model/runtime/runner.ts";
 import type { Metrics } from "../../observability/metrics.ts";
 import { runInference } from "../../serving/infer.ts";
 import { errorCode } from "../../core/errors.ts";
-import type { ModelCatalog, ServedModel } from "../../serving/models.ts";
+import {
+  IMAGE_MODEL_SUFFIX,
+  type ModelCatalog,
+  type ModelView,
+  type ServedModel,
+  viewOf,
+} from "../../serving/models.ts";
 import type { ModelStatistics } from "../../serving/stats.ts";
 import { clientSignal, readBodyLimited } from "../body.ts";
 import type { AppEnv } from "../types.ts";
@@ -59,17 +65,23 @@ function notReady(model: ServedModel): V2Error {
   });
 }
 
+/** What a request for `version` of `model` reads (its default version without one); 404 if it does not serve. */
+function served(model: ServedModel, version: string | undefined): ModelView {
+  const view = viewOf(model, version);
+  if (view) return view;
+  const serving = model.versions?.() ?? [model.state.classifier?.info.version ?? ""];
+  throw new V2Error(
+    404,
+    `Model "${model.name}" has no version "${version}" serving; it serves ${
+      serving.filter(Boolean).map((v) => `"${v}"`).join(", ") || "none"
+    }`,
+    "not_found",
+  );
+}
+
 /** The loaded classifier, after checking the version if one was named; undefined while loading. */
 function loaded(model: ServedModel, version: string | undefined): Classifier | undefined {
-  const classifier = model.state.classifier;
-  if (classifier && version !== undefined && version !== classifier.info.version) {
-    throw new V2Error(
-      404,
-      `Model "${model.name}" has no version "${version}"; it serves "${classifier.info.version}"`,
-      "not_found",
-    );
-  }
-  return classifier;
+  return served(model, version).classifier;
 }
 
 /** The loaded model's information, or a 503 while it loads. */
@@ -84,7 +96,7 @@ const dims = (shape: ReadonlyArray<number | string>) => shape.map((d) => (typeof
 export function modelMetadata(model: ServedModel, info: ModelInfo): z.infer<typeof v2ModelMetadata> {
   return {
     name: model.name,
-    versions: [info.version],
+    versions: model.versions?.().length ? model.versions() : [info.version],
     platform: model.kind === "tensor" ? "onnxruntime_onnx" : "ensemble",
     parameters: { precision: info.precision, weights: info.weights },
     inputs: model.kind === "tensor"
@@ -183,6 +195,19 @@ function tritonState(model: ServedModel): "READY" | "LOADING" | "UNAVAILABLE" {
 }
 
 export function repositoryIndex(models: ModelCatalog, readyOnly: boolean): z.infer<typeof v2RepositoryIndex> {
+  if (models.index) {
+    // Every version of every model the repository knows, under both of its names.
+    return models.index()
+      .filter((e) => !readyOnly || e.state === "READY")
+      .flatMap((e) =>
+        [e.name, e.name + IMAGE_MODEL_SUFFIX].map((name) => ({
+          name,
+          ...(e.version ? { version: e.version } : {}),
+          state: e.state,
+          reason: e.reason,
+        }))
+      );
+  }
   return models.list()
     .filter((m) => !readyOnly || m.state.serving)
     .map((m) => ({
@@ -215,8 +240,7 @@ export async function readIndexRequest(c: Context<AppEnv>, config: Config): Prom
 }
 
 export function modelReady(model: ServedModel, version: string | undefined): boolean {
-  loaded(model, version);
-  return model.state.serving !== undefined;
+  return served(model, version).serving !== undefined;
 }
 
 export function metadataOf(model: ServedModel, version: string | undefined) {
@@ -225,7 +249,7 @@ export function metadataOf(model: ServedModel, version: string | undefined) {
 
 export function configOf(deps: V2Deps, model: ServedModel, version: string | undefined) {
   const info = loadedInfo(model, version);
-  return modelConfig(model, info, deps.config, model.state.classifier?.batcher.runners.length ?? 0);
+  return modelConfig(model, info, deps.config, loaded(model, version)?.batcher.runners.length ?? 0);
 }
 
 /** POST .../infer: the shared inference sequence with the protocol's codec on either side. */
@@ -237,11 +261,11 @@ export async function infer(
 ): Promise<Response> {
   const { config, metrics } = deps;
   const model = findModel(deps.models, name);
-  loaded(model, version);
-  if (!model.state.serving) throw notReady(model);
+  const view = served(model, version);
+  if (!view.serving) throw notReady(model);
   const stages = c.get("stages");
   const answer = await runInference({
-    state: model.state,
+    state: view,
     model: model.name,
     stages,
     signal: clientSignal(c),
@@ -261,6 +285,7 @@ export async function infer(
   });
   const { request, items } = answer;
   const info = answer.classifier.info;
+  c.set("servedBy", { model: info.name, version: info.version });
   const results: Inference[] = items.map((item, i) => {
     if (item.ok) return item.result as Inference | Classification;
     const error = item.error;

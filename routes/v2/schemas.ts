@@ -3,6 +3,7 @@
  * the spec and Triton's extensions spell them; the routes validate with them
  * and the OpenAPI document is generated from them.
  */
+import { VERSION_STATES } from "../../model/repository/version_state.ts";
 import { z } from "@hono/zod-openapi";
 
 const parameters = z.record(z.string(), z.unknown());
@@ -179,7 +180,7 @@ export const v2RepositoryIndexRequest = z.object({
 export const v2RepositoryIndex = z.array(z.object({
   name: z.string(),
   version: z.string().optional(),
-  state: z.enum(["READY", "LOADING", "UNAVAILABLE"]),
+  state: z.enum(VERSION_STATES),
   reason: z.string(),
 })).meta({ id: "RepositoryIndex", description: "Triton's model repository extension: the models served" });
 

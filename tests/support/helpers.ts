@@ -6,6 +6,7 @@ import { loadModel } from "../../model/start.ts";
 import { buildClassifier } from "../../model/runtime/build.ts";
 import type { Backend, ModelRunner } from "../../model/runtime/runner.ts";
 import { ModelState } from "../../model/runtime/state.ts";
+import { createRepository } from "../../model/repository/repository.ts";
 import { createApp } from "../../routes/app.ts";
 import { configureLogging, type LogRecord } from "../../observability/logger.ts";
 import { createTelemetry } from "../../observability/telemetry.ts";
@@ -87,17 +88,21 @@ export async function readyApp(env: Record<string, string> = {}) {
   const state = new ModelState();
   const shared = await sharedClassifier(config.INFERENCE_BACKEND);
   const { telemetry, spans } = testTelemetry(config);
-  state.markReady(
-    buildClassifier(
-      config,
-      { runners: [...shared.batcher.runners], info: shared.info },
-      await loadLabels(),
-      modelHooks(telemetry),
-    ),
-    0,
-    0,
+  const classifier = buildClassifier(
+    config,
+    { runners: [...shared.batcher.runners], info: shared.info },
+    await loadLabels(),
+    modelHooks(telemetry),
   );
-  return { app: createApp({ config, state, telemetry }), state, config, telemetry, spans };
+  state.markReady(classifier, 0, 0);
+  // As main.ts wires it: the single model as a repository of one (its management routes answer 403).
+  const repository = createRepository(config, state);
+  repository.registry.adopt(config.MODEL_NAME, classifier.info.version, {
+    classifier,
+    topK: config.TOP_K,
+    close: () => classifier.close(),
+  });
+  return { app: createApp({ config, state, telemetry, repository }), state, config, telemetry, spans };
 }
 
 /** Routes log records into an array so tests can read them. */
