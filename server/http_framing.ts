@@ -113,6 +113,8 @@ export class Http1Framer {
   #significant = 0;
   #firstDigit = 0;
   #extBytes = 0;
+  /** In chunked framing: the last byte was a CR, so only an LF may follow. */
+  #cr = false;
   #targetStart = 0;
   #targetEnd = 0;
   #contentLength = -1;
@@ -203,8 +205,11 @@ export class Http1Framer {
           if (this.#remaining === 0) this.#state = END;
           break;
         }
+        // Chunked framing's lines end in CRLF, never a bare LF (RFC 9112 §7.1; hyper refuses one): a CR is
+        // only valid right before the LF.
         case CHUNK_SIZE: {
           const b = buf[i++];
+          if (this.#cr && b !== LF) return this.#fail(i);
           const digit = hexValue(b);
           if (digit >= 0) {
             // Leading zeros are allowed in any number; at most 2^63 - 1 (16 significant digits, the first
@@ -217,12 +222,15 @@ export class Http1Framer {
             }
             this.#remaining = this.#remaining * 16 + digit;
           } else if (b === LF) {
-            if (this.#sizeDigits === 0) return this.#fail(i);
+            if (this.#sizeDigits === 0 || !this.#cr) return this.#fail(i);
             this.#endSizeLine();
+          } else if (b === CR) {
+            if (this.#sizeDigits === 0) return this.#fail(i);
+            this.#cr = true;
           } else if (b === SEMICOLON || b === SP || b === HTAB) {
             if (this.#sizeDigits === 0) return this.#fail(i);
             this.#state = CHUNK_EXT;
-          } else if (b !== CR) return this.#fail(i);
+          } else return this.#fail(i);
           break;
         }
         case CHUNK_EXT: {
@@ -230,10 +238,12 @@ export class Http1Framer {
           const stop = lf < 0 || lf >= to ? to : lf;
           this.#extBytes += stop - i;
           if (this.#extBytes > MAX_CHUNK_EXT_BYTES) return this.#fail(stop);
+          if (stop > i) this.#cr = buf[stop - 1] === CR;
           if (stop === to) {
             i = to;
             break;
           }
+          if (!this.#cr) return this.#fail(lf + 1);
           i = lf + 1;
           this.#endSizeLine();
           break;
@@ -242,22 +252,30 @@ export class Http1Framer {
           const take = Math.min(this.#remaining, to - i);
           i += take;
           this.#remaining -= take;
-          if (this.#remaining === 0) this.#state = CHUNK_DATA_END;
+          if (this.#remaining === 0) {
+            this.#state = CHUNK_DATA_END;
+            this.#cr = false;
+          }
           break;
         }
         case CHUNK_DATA_END: {
           const b = buf[i++];
-          if (b === LF) this.#startChunkSize();
-          else if (b !== CR) return this.#fail(i);
+          if (!this.#cr && b === CR) this.#cr = true;
+          else if (this.#cr && b === LF) this.#startChunkSize();
+          else return this.#fail(i);
           break;
         }
         case TRAILER: {
           const b = buf[i++];
           if (++this.#extBytes > MAX_TRAILER_BYTES) return this.#fail(i);
           if (b === LF) {
+            if (!this.#cr) return this.#fail(i);
+            this.#cr = false;
             if (this.#lineLength === 0) this.#state = END;
             this.#lineLength = 0;
-          } else if (b !== CR) this.#lineLength++;
+          } else if (this.#cr) return this.#fail(i);
+          else if (b === CR) this.#cr = true;
+          else this.#lineLength++;
           break;
         }
         case END:
@@ -282,6 +300,7 @@ export class Http1Framer {
 
   #startChunkSize(): void {
     this.#state = CHUNK_SIZE;
+    this.#cr = false;
     this.#sizeDigits = 0;
     this.#significant = 0;
     this.#remaining = 0;
@@ -290,6 +309,7 @@ export class Http1Framer {
 
   #endSizeLine(): void {
     this.#extBytes = 0;
+    this.#cr = false;
     if (this.#remaining === 0) {
       this.#state = TRAILER;
       this.#lineLength = 0;

@@ -152,6 +152,10 @@ Deno.test("Http1Framer finds where requests begin and end", async (t) => {
       ["POST / HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n", "bad_request"],
       ["POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", "bad_request"],
       ["POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "bad_request"],
+      // Chunked lines end in CRLF: a bare LF after a size, after data or in the trailer is refused.
+      ["POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\n\r\n", "bad_request"],
+      ["POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\n0\r\n\r\n", "bad_request"],
+      ["POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\n", "bad_request"],
       ["GET / HTTP/1.1\r\nX: a\r\n folded\r\n\r\n", "bad_request"],
       ["GET / HTTP/1.1\rHost: x\r\n\r\n", "bad_request"],
       ["GET / HTTP/1.1\r\nX: a\u0000b\r\n\r\n", "bad_request"],
