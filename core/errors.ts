@@ -31,6 +31,10 @@ export const ERROR_CODES = [
   "download_failed",
   "calibration_failed",
   "already_quantized",
+  // The model repository (model/repository/)
+  "unknown_model",
+  "version_load_failed",
+  "upload_refused",
 ] as const;
 
 export type ErrorCode = typeof ERROR_CODES[number];

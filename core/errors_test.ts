@@ -11,6 +11,12 @@ import { CancelledError, DeadlineError, DrainingError, OverloadedError } from ".
 import { PixelLimitError } from "../model/runtime/classifier.ts";
 import { ModelShapeError } from "../model/runtime/runner.ts";
 import { WorkerCrashedError } from "../model/runtime/worker_runner.ts";
+import {
+  ModelNotReadyError as RepositoryNotReadyError,
+  UnknownModelError,
+  VersionLoadError,
+} from "../model/repository/registry.ts";
+import { UploadError } from "../model/repository/upload.ts";
 
 const header = { format: "jpeg", width: 5000, height: 5000 } as ConstructorParameters<
   typeof PixelLimitError
@@ -36,6 +42,10 @@ Deno.test("coded errors", async (t) => {
       [new ModelNotReadyError("m", "loading"), "not_ready", "ModelNotReadyError"],
       [new NonFiniteOutputError("m", "tensor"), "non_finite_input", "NonFiniteOutputError"],
       [new NonFiniteOutputError("m", "image"), "non_finite_output", "NonFiniteOutputError"],
+      [new UnknownModelError("m"), "unknown_model", "UnknownModelError"],
+      [new RepositoryNotReadyError("m", "LOADING"), "not_ready", "ModelNotReadyError"],
+      [new VersionLoadError("corrupt_file", "x"), "version_load_failed", "VersionLoadError"],
+      [new UploadError(400, "x"), "upload_refused", "UploadError"],
     ];
     for (const [err, code, name] of cases) {
       assert.ok(err instanceof CodedError && err instanceof Error, name);

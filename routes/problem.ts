@@ -69,6 +69,8 @@ const FROM_ERROR_CODE: ReadonlyMap<ErrorCode, { problem: ProblemCode; headers?: 
     ["not_ready", { problem: "not_ready", headers: { "retry-after": NOT_READY_RETRY_AFTER } }],
     // A tensor the client sent that drives the model to NaN or Infinity is the client's.
     ["non_finite_input", { problem: "bad_request" }],
+    // A model (or version) the repository does not serve: never was, or was unloaded.
+    ["unknown_model", { problem: "not_found" }],
   ]);
 
 /** Maps the errors of the layers beneath to problems by their code; anything else is left for the 500 handler. */

@@ -29,6 +29,10 @@ const EXPECTED: Record<ErrorCode, ProblemCode | undefined> = {
   download_failed: undefined,
   calibration_failed: undefined,
   already_quantized: undefined,
+  unknown_model: "not_found",
+  // The repository's load route answers these itself (routes/v2/repository.ts); anywhere else they are faults.
+  version_load_failed: undefined,
+  upload_refused: undefined,
 };
 
 Deno.test("every error code maps to its problem, or is left a fault", () => {

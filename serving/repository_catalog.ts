@@ -8,7 +8,7 @@
  * no model (404).
  */
 import type { Repository } from "../model/repository/repository.ts";
-import { ModelNotReadyError, UnknownModelError } from "../model/repository/registry.ts";
+import { errorCode } from "../core/errors.ts";
 import {
   IMAGE_MODEL_SUFFIX,
   type ModelCatalog,
@@ -24,8 +24,9 @@ export function versionView(repository: Repository, model: string, version?: str
       const { classifier, topK } = repository.registry.resolve(model, version);
       return { classifier, topK };
     } catch (err) {
-      if (err instanceof ModelNotReadyError) return { status: "loading" as const, error: err.message };
-      if (err instanceof UnknownModelError) return { status: "failed" as const, error: err.message };
+      const code = errorCode(err);
+      if (code === "not_ready") return { status: "loading" as const, error: (err as Error).message };
+      if (code === "unknown_model") return { status: "failed" as const, error: (err as Error).message };
       throw err;
     }
   };
@@ -55,7 +56,7 @@ function known(repository: Repository, model: string, version?: string): boolean
     repository.registry.resolve(model, version);
     return true;
   } catch (err) {
-    return err instanceof ModelNotReadyError;
+    return errorCode(err) === "not_ready";
   }
 }
 

@@ -10,6 +10,7 @@
  * load independently.
  */
 import type { Classifier } from "../runtime/classifier.ts";
+import { CodedError } from "../../core/errors.ts";
 import { logger } from "../../observability/logger.ts";
 import { guarded } from "../../observability/telemetry_guard.ts";
 import type { ModelConfig } from "./model_config.ts";
@@ -48,31 +49,29 @@ export interface Resolved {
 }
 
 /** A load that cannot serve, and why (one of the catalogued reasons). */
-export class VersionLoadError extends Error {
+export class VersionLoadError extends CodedError {
   constructor(readonly reason: UnavailableReason, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "VersionLoadError";
+    super("version_load_failed", message, options);
   }
 }
 
 /** The model is not served here (never was, or was unloaded): 404 naming it. */
-export class UnknownModelError extends Error {
+export class UnknownModelError extends CodedError {
   constructor(readonly model: string, readonly version?: string, detail?: string) {
     super(
+      "unknown_model",
       detail ??
         (version === undefined
           ? `Model "${model}" is not served here`
           : `Model "${model}" has no version "${version}" serving`),
     );
-    this.name = "UnknownModelError";
   }
 }
 
 /** The model should serve but no version is ready yet (loading): 503, retry. */
-export class ModelNotReadyError extends Error {
+export class ModelNotReadyError extends CodedError {
   constructor(readonly model: string, readonly state: VersionState | "LOADING") {
-    super(`Model "${model}" is not ready yet (${state}); retry shortly`);
-    this.name = "ModelNotReadyError";
+    super("not_ready", `Model "${model}" is not ready yet (${state}); retry shortly`);
   }
 }
 

@@ -8,14 +8,14 @@
  * number.
  */
 import { MODEL_NAME_PATTERN, MODEL_NAME_RULE } from "../../config.ts";
+import { CodedError } from "../../core/errors.ts";
 import { parseModelConfig } from "./model_config.ts";
 import { CONFIG_FILE, LABELS_FILE, MODEL_FILE, parseVersion } from "./scan.ts";
 
 /** The request cannot be stored; `status` is 400 (malformed) or 409 (conflicts with the repository). */
-export class UploadError extends Error {
+export class UploadError extends CodedError {
   constructor(readonly status: 400 | 409, message: string) {
-    super(message);
-    this.name = "UploadError";
+    super("upload_refused", message);
   }
 }
 

@@ -15,7 +15,7 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Config } from "../../config.ts";
 import type { Repository } from "../../model/repository/repository.ts";
-import { UnknownModelError } from "../../model/repository/registry.ts";
+import { errorCode } from "../../core/errors.ts";
 import { type StoredUpload, storeUpload, UploadError } from "../../model/repository/upload.ts";
 import { readBodyLimited } from "../body.ts";
 import type { AppEnv } from "../types.ts";
@@ -139,7 +139,9 @@ export function registerRepositoryRoutes(
       try {
         stored = await storeUpload(root, name, upload);
       } catch (err) {
-        if (err instanceof UploadError) throw new V2Error(err.status, err.message, "bad_request");
+        if (errorCode(err) === "upload_refused") {
+          throw new V2Error((err as UploadError).status, (err as Error).message, "bad_request");
+        }
         throw err;
       }
     }
@@ -176,7 +178,7 @@ export function registerRepositoryRoutes(
     try {
       await repository.registry.unload(name);
     } catch (err) {
-      if (err instanceof UnknownModelError) {
+      if (errorCode(err) === "unknown_model") {
         throw new V2Error(404, `Model "${name}" is not served here`, "not_found");
       }
       throw err;
