@@ -3,7 +3,7 @@
  * its parameters, its bodies and its answers, from which the OpenAPI
  * document is generated. The handlers are in handlers.ts.
  */
-import { createRoute } from "@hono/zod-openapi";
+import { createRoute, type RouteConfig } from "@hono/zod-openapi";
 import { IMAGE_MODEL_SUFFIX } from "../../serving/models.ts";
 import { IMAGE_INPUT } from "./codec.ts";
 import {
@@ -41,6 +41,46 @@ const loading = v2ErrorResponse(
   'Model "resnet50" is loading; retry shortly',
 );
 
+/** What a route on a model and its twin on one version of it (`/versions/{version}`) share. */
+interface ModelRouteSpec<R extends RouteConfig["responses"]> {
+  method: "get" | "post";
+  /** What follows `/models/{name}` (or `/models/{name}/versions/{version}`). */
+  suffix: string;
+  /** Named `v2Model<operation>` and `v2ModelVersion<operation>` in the document. */
+  operation: string;
+  summary: [model: string, version: string];
+  description?: string;
+  body?: NonNullable<RouteConfig["request"]>["body"];
+  responses: R;
+}
+
+/** The spec pairs each model route with a version route; both are defined here, from one spec. */
+function modelRoutes<R extends RouteConfig["responses"]>(spec: ModelRouteSpec<R>) {
+  const shared = {
+    method: spec.method,
+    tags,
+    ...(spec.description ? { description: spec.description } : {}),
+    responses: spec.responses,
+  };
+  const body = spec.body ? { body: spec.body } : {};
+  return {
+    model: createRoute({
+      ...shared,
+      path: `/models/{name}${spec.suffix}`,
+      operationId: `v2Model${spec.operation}`,
+      summary: spec.summary[0],
+      request: { params: v2ModelParams, ...body },
+    }),
+    version: createRoute({
+      ...shared,
+      path: `/models/{name}/versions/{version}${spec.suffix}`,
+      operationId: `v2ModelVersion${spec.operation}`,
+      summary: spec.summary[1],
+      request: { params: v2VersionParams, ...body },
+    }),
+  };
+}
+
 export const serverMetadataRoute = createRoute({
   method: "get",
   path: "/",
@@ -76,25 +116,14 @@ const metadataResponses = {
   404: unknownModel,
   503: loading,
 };
-export const modelMetadataRoute = createRoute({
+export const { model: modelMetadataRoute, version: versionMetadataRoute } = modelRoutes({
   method: "get",
-  path: "/models/{name}",
-  operationId: "v2ModelMetadata",
-  tags,
-  summary: "Model metadata",
+  suffix: "",
+  operation: "Metadata",
+  summary: ["Model metadata", "Model metadata for a version"],
   description:
     `\`resnet50\` (MODEL_NAME) lists the network's FP32 input; \`resnet50${IMAGE_MODEL_SUFFIX}\` ` +
     `lists the BYTES input \`${IMAGE_INPUT}\` for encoded images.`,
-  request: { params: v2ModelParams },
-  responses: metadataResponses,
-});
-export const versionMetadataRoute = createRoute({
-  method: "get",
-  path: "/models/{name}/versions/{version}",
-  operationId: "v2ModelVersionMetadata",
-  tags,
-  summary: "Model metadata for a version",
-  request: { params: v2VersionParams },
   responses: metadataResponses,
 });
 
@@ -103,22 +132,11 @@ const readyResponses = {
   400: json("Known but not ready: loading or draining", v2ModelReady, { name: "resnet50", ready: false }),
   404: unknownModel,
 };
-export const modelReadyRoute = createRoute({
+export const { model: modelReadyRoute, version: versionReadyRoute } = modelRoutes({
   method: "get",
-  path: "/models/{name}/ready",
-  operationId: "v2ModelReady",
-  tags,
-  summary: "Model ready",
-  request: { params: v2ModelParams },
-  responses: readyResponses,
-});
-export const versionReadyRoute = createRoute({
-  method: "get",
-  path: "/models/{name}/versions/{version}/ready",
-  operationId: "v2ModelVersionReady",
-  tags,
-  summary: "Model version ready",
-  request: { params: v2VersionParams },
+  suffix: "/ready",
+  operation: "Ready",
+  summary: ["Model ready", "Model version ready"],
   responses: readyResponses,
 });
 
@@ -216,24 +234,13 @@ const inferBody = {
     },
   },
 };
-export const inferRoute = createRoute({
+export const { model: inferRoute, version: versionInferRoute } = modelRoutes({
   method: "post",
-  path: "/models/{name}/infer",
-  operationId: "v2ModelInfer",
-  tags,
-  summary: "Run inference",
+  suffix: "/infer",
+  operation: "Infer",
+  summary: ["Run inference", "Run inference on a version"],
   description: inferDescription,
-  request: { params: v2ModelParams, body: inferBody },
-  responses: inferResponses,
-});
-export const versionInferRoute = createRoute({
-  method: "post",
-  path: "/models/{name}/versions/{version}/infer",
-  operationId: "v2ModelVersionInfer",
-  tags,
-  summary: "Run inference on a version",
-  description: inferDescription,
-  request: { params: v2VersionParams, body: inferBody },
+  body: inferBody,
   responses: inferResponses,
 });
 
@@ -242,24 +249,13 @@ const configResponses = {
   404: unknownModel,
   503: loading,
 };
-export const modelConfigRoute = createRoute({
+export const { model: modelConfigRoute, version: versionConfigRoute } = modelRoutes({
   method: "get",
-  path: "/models/{name}/config",
-  operationId: "v2ModelConfig",
-  tags,
-  summary: "Model configuration (Triton's extension)",
+  suffix: "/config",
+  operation: "Config",
+  summary: ["Model configuration (Triton's extension)", "Model configuration for a version"],
   description: "What Triton's clients and examples read to build requests: datatypes, dims (without the " +
     "batch dimension), max_batch_size and the dynamic batcher's limits, as this gateway applies them.",
-  request: { params: v2ModelParams },
-  responses: configResponses,
-});
-export const versionConfigRoute = createRoute({
-  method: "get",
-  path: "/models/{name}/versions/{version}/config",
-  operationId: "v2ModelVersionConfig",
-  tags,
-  summary: "Model configuration for a version",
-  request: { params: v2VersionParams },
   responses: configResponses,
 });
 
@@ -277,23 +273,12 @@ export const allStatsRoute = createRoute({
   description: statsDescription,
   responses: statsResponses,
 });
-export const modelStatsRoute = createRoute({
+export const { model: modelStatsRoute, version: versionStatsRoute } = modelRoutes({
   method: "get",
-  path: "/models/{name}/stats",
-  operationId: "v2ModelStatistics",
-  tags,
-  summary: "Model statistics (Triton's extension)",
+  suffix: "/stats",
+  operation: "Statistics",
+  summary: ["Model statistics (Triton's extension)", "Model statistics for a version"],
   description: statsDescription,
-  request: { params: v2ModelParams },
-  responses: statsResponses,
-});
-export const versionStatsRoute = createRoute({
-  method: "get",
-  path: "/models/{name}/versions/{version}/stats",
-  operationId: "v2ModelVersionStatistics",
-  tags,
-  summary: "Model statistics for a version",
-  request: { params: v2VersionParams },
   responses: statsResponses,
 });
 
