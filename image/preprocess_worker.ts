@@ -3,38 +3,23 @@
 /**
  * Worker entry: decodes and preprocesses images off the main thread, where a
  * run of large JPEGs would otherwise hold up /health (docs/performance.md).
- *
- *   -> { id, bytes, header, options }
- *   <- { id, tensor, decodeMs, preprocessMs } | { id, error, decodeError }
+ * One method over core/worker_rpc.ts: `prepare`, the image's bytes in (moved),
+ * its tensor out (moved); a DecodeError crosses with its code.
  */
-import { DecodeError } from "./decode.ts";
 import type { ImageHeader } from "./image_header.ts";
 import { prepareImage, type PrepareOptions } from "./prepare.ts";
-import { errorMessage } from "../core/errors.ts";
+import { serveRpc, withTransfer } from "../core/worker_rpc.ts";
 
-export interface PreprocessRequest {
-  id: number;
-  bytes: ArrayBuffer;
-  header: ImageHeader;
-  options: PrepareOptions;
-}
-
-export type PreprocessReply =
-  | { id: number; tensor: ArrayBuffer; decodeMs: number; preprocessMs: number }
-  | { id: number; error: string; decodeError: boolean };
-
-self.onmessage = async (event: MessageEvent<PreprocessRequest>) => {
-  const { id, bytes, header, options } = event.data;
-  try {
-    const { tensor, decodeMs, preprocessMs } = await prepareImage(new Uint8Array(bytes), header, options);
-    const reply: PreprocessReply = { id, tensor: tensor.buffer, decodeMs, preprocessMs };
-    self.postMessage(reply, { transfer: [tensor.buffer] });
-  } catch (err) {
-    const reply: PreprocessReply = {
-      id,
-      error: errorMessage(err),
-      decodeError: err instanceof DecodeError,
-    };
-    self.postMessage(reply);
-  }
+export type PreprocessProtocol = {
+  prepare: {
+    arg: { bytes: ArrayBuffer; header: ImageHeader; options: PrepareOptions };
+    result: { tensor: ArrayBuffer; decodeMs: number; preprocessMs: number };
+  };
 };
+
+serveRpc<PreprocessProtocol>({
+  async prepare({ bytes, header, options }) {
+    const { tensor, decodeMs, preprocessMs } = await prepareImage(new Uint8Array(bytes), header, options);
+    return withTransfer({ tensor: tensor.buffer, decodeMs, preprocessMs }, [tensor.buffer]);
+  },
+});

@@ -16,7 +16,8 @@ import { env as ortEnv } from "onnxruntime-common";
 import type { Config } from "../../config.ts";
 import { logger } from "../../observability/logger.ts";
 import { type CalibrationSet, loadCalibrationSet, MIN_HELD_OUT_PHOTOS } from "./calibration_set.ts";
-import type { Int8Reply, Int8Request } from "./int8_worker.ts";
+import type { Int8Protocol } from "./int8_worker.ts";
+import { callOnce } from "../../core/worker_rpc.ts";
 import { decodeModel, isQuantized } from "../artifact/onnx_graph.ts";
 import type { Agreement } from "./quality_gate.ts";
 import type { CalibrationMethod, Precision, QuantizationReport } from "../artifact/types.ts";
@@ -24,6 +25,8 @@ import { readModelFile, sha256Hex } from "../artifact/model_bytes.ts";
 import { fileExists, ModelLoadError, type ResolvedModel, resolveZooInt8 } from "../artifact/resolve.ts";
 import { sha256File } from "../artifact/download.ts";
 import { errorMessage } from "../../core/errors.ts";
+
+const INT8_WORKER = new URL("./int8_worker.ts", import.meta.url);
 
 /** Bumped whenever the quantizer's output changes, so cached int8 files are rebuilt. */
 export const QUANTIZER_VERSION = "qdq-v1:bnfold,w-int8-sym-per-channel,a-uint8-asym,relu-fused";
@@ -55,17 +58,18 @@ type PrecisionConfig = Pick<
   | "SYNTHETIC_SEED"
 >;
 
-/** Runs one request in a fresh int8 worker and resolves with its reply. */
-function inWorker(request: Int8Request, transfer: Transferable[]): Promise<Int8Reply> {
-  const worker = new Worker(new URL("./int8_worker.ts", import.meta.url), { type: "module" });
-  return new Promise<Int8Reply>((resolve, reject) => {
-    worker.onmessage = (event: MessageEvent<Int8Reply>) => resolve(event.data);
-    worker.onerror = (event) => {
-      event.preventDefault();
-      reject(new Error(`int8 worker failed: ${event.message}`));
-    };
-    worker.postMessage(request, transfer);
-  }).finally(() => worker.terminate());
+/** Runs one call in a fresh int8 worker, stopped once it answers; a failure is reported as `what` failed. */
+async function inWorker<M extends keyof Int8Protocol & string>(
+  what: string,
+  method: M,
+  arg: Int8Protocol[M]["arg"],
+  transfer: Transferable[],
+): Promise<Int8Protocol[M]["result"]> {
+  try {
+    return await callOnce<Int8Protocol, M>(INT8_WORKER, method, arg, transfer, { name: "int8 worker" });
+  } catch (err) {
+    throw new Error(`${what} failed: ${errorMessage(err)}`, { cause: err });
+  }
 }
 
 /** Copies of the tensors' buffers, transferred to the worker (the set keeps its own). */
@@ -110,10 +114,12 @@ async function quantizeCached(
     method,
   });
   const calibration = buffers(set.calibration);
-  const reply = await inWorker({ type: "quantize", fp32Path: source.path, calibration, method }, calibration);
-  if (reply.type !== "quantized") {
-    throw new Error(`Quantization failed: ${reply.type === "failed" ? reply.message : reply.type}`);
-  }
+  const reply = await inWorker(
+    "Quantization",
+    "quantize",
+    { fp32Path: source.path, calibration, method },
+    calibration,
+  );
   await Deno.mkdir(config.MODEL_DIR, { recursive: true });
   const bytes = new Uint8Array(reply.bytes);
   const tmp = `${path}.partial-${crypto.randomUUID().slice(0, 8)}`;
@@ -151,13 +157,14 @@ async function gateFigures(
     if (cached.key === key) return cached.agreement as Agreement;
   } catch { /* absent or unreadable: measure */ }
   const inputs = buffers(set.heldOut);
-  const reply = await inWorker({ type: "measure", fp32Path: fp32.path, int8Path: int8.path, inputs }, inputs);
-  if (reply.type !== "measured") {
-    throw new Error(`Quality gate failed: ${reply.type === "failed" ? reply.message : reply.type}`);
-  }
-  await Deno.writeTextFile(cache, JSON.stringify({ key, agreement: reply.agreement }))
+  const agreement = await inWorker("Quality gate", "measure", {
+    fp32Path: fp32.path,
+    int8Path: int8.path,
+    inputs,
+  }, inputs);
+  await Deno.writeTextFile(cache, JSON.stringify({ key, agreement }))
     .catch(() => {/* a read-only cache only costs a re-measure */});
-  return reply.agreement;
+  return agreement;
 }
 
 /** Whether the ONNX file at `path` is already quantized (QDQ or QOperator). */
