@@ -46,7 +46,7 @@ export async function loadModel(
   // Quantizing here needs a writable MODEL_DIR, the native runtime and a model file; without them
   // the model is served as it is (int8 if it was quantized ahead).
   const served = options.disk === false || bytes
-    ? await servedAsIs(config, { ...resolved, bytes }, options.disk === false ? "no-disk" : "in-memory")
+    ? servedAsIs(config, { ...resolved, bytes }, options.disk === false ? "no-disk" : "in-memory")
     : await choosePrecision(config, resolved, fetchImpl);
   let runnerOptions: RunnerOptions = {
     backend: config.INFERENCE_BACKEND,

@@ -71,7 +71,7 @@ Deno.test("where nothing may be quantized, the model is served as it is", async 
     for (const precision of ["fp32", "int8"] as const) {
       const config = testConfig({ MODEL_PATH: int8.path, MODEL_PRECISION: precision });
       const resolved = await resolveModel(config, undefined, { disk: false });
-      const served = await servedAsIs(config, resolved, "no-disk");
+      const served = servedAsIs(config, resolved, "no-disk");
       assert.equal(served.precision, "int8", precision);
       assert.equal(served.path, int8.path);
       if (precision === "int8") assert.equal(served.quantization?.origin, "pre-quantized");
@@ -79,32 +79,31 @@ Deno.test("where nothing may be quantized, the model is served as it is", async 
   });
 
   await t.step("held in memory, the bytes are what is inspected", async () => {
-    const config = testConfig({ MODEL_PRECISION: "int8" });
+    const config = testConfig({
+      MODEL_PRECISION: "int8",
+      MODEL_SOURCE: "url",
+      MODEL_URL: "http://models.example/int8.onnx",
+      MODEL_SHA256: int8.sha256,
+    });
     const bytes = await Deno.readFile(int8.path);
-    const served = await servedAsIs(
-      config,
-      {
-        path: "http://models.example/int8.onnx",
-        source: "url",
-        weights: "synthetic",
-        sha256: int8.sha256,
-        bytes,
-      },
-      "in-memory",
-    );
+    // MODEL_URL's model is fetched into memory and inspected there, never written.
+    const resolved = await resolveModel(config, () => Promise.resolve(new Response(bytes)));
+    assert.ok(resolved.bytes && resolved.weights === "synthetic" && resolved.quantized);
+    const served = servedAsIs(config, resolved, "in-memory");
     assert.equal(served.precision, "int8");
   });
 
   await t.step("fp32 is served as fp32 when fp32 is asked", async () => {
     const config = testConfig({ MODEL_PATH: fp32.path });
-    const served = await servedAsIs(config, await resolveModel(config), "no-disk");
+    const served = servedAsIs(config, await resolveModel(config), "no-disk");
     assert.deepEqual(served, { path: fp32.path, sha256: fp32.sha256, precision: "fp32" });
   });
 
   await t.step("MODEL_PRECISION=int8 over an fp32 model says how to quantize ahead", async () => {
     const config = testConfig({ MODEL_PATH: fp32.path, MODEL_PRECISION: "int8" });
-    await assert.rejects(
-      servedAsIs(config, await resolveModel(config), "no-disk"),
+    const resolved = await resolveModel(config);
+    assert.throws(
+      () => servedAsIs(config, resolved, "no-disk"),
       (err: unknown) =>
         err instanceof ModelLoadError &&
         /needs a writable MODEL_DIR and the native runtime/.test(err.message) &&

@@ -5,6 +5,7 @@
  */
 import type { onnx } from "onnx-proto";
 import * as onnxModule from "onnx-proto";
+import { QUANTIZED_OPS } from "./inspect.ts";
 
 // onnx-proto is CommonJS that assigns module.exports late, so Deno exposes it
 // only as the default export.
@@ -109,19 +110,6 @@ export function initializerMap(graph: onnx.IGraphProto): Map<string, onnx.ITenso
 export function graphOutputNames(graph: onnx.IGraphProto): Set<string> {
   return new Set((graph.output ?? []).map((o) => o.name ?? ""));
 }
-
-/** Operators that only appear in a model that has already been quantized. */
-const QUANTIZED_OPS = new Set([
-  "QuantizeLinear",
-  "DequantizeLinear",
-  "DynamicQuantizeLinear",
-  "QLinearConv",
-  "QLinearMatMul",
-  "ConvInteger",
-  "MatMulInteger",
-  "QLinearAdd",
-  "QGemm",
-]);
 
 /** Whether the model is already quantized (QDQ or QOperator form): it is then served as it is. */
 export function isQuantized(model: onnx.IModelProto): boolean {

@@ -14,7 +14,8 @@ import {
 } from "../../config.ts";
 import { logger } from "../../observability/logger.ts";
 import type { ModelSource, Precision, Weights } from "./types.ts";
-import { fetchModelBytes, syntheticModelBytes } from "./model_bytes.ts";
+import { inspectModelBytes, inspectModelFile } from "./inspect.ts";
+import { fetchModelBytes, sha256Hex, syntheticModelBytes } from "./model_bytes.ts";
 import { buildSyntheticResNet50 } from "./synthetic_resnet50.ts";
 import { downloadVerified, sha256File } from "./download.ts";
 import { CodedError, errorMessage } from "../../core/errors.ts";
@@ -25,6 +26,8 @@ export interface ResolvedModel {
   source: ModelSource;
   weights: Weights;
   sha256: string;
+  /** Whether the graph is already quantized (QDQ or QOperator): it is then served as it is. */
+  quantized: boolean;
   /** The model itself when it has no file. */
   bytes?: Uint8Array;
 }
@@ -39,9 +42,6 @@ export class ModelLoadError extends CodedError {
     super("model_load", message, options);
   }
 }
-
-/** Marker our synthetic builder writes into the ONNX producer_version field. */
-const SYNTHETIC_PRODUCER = "synthetic-resnet50";
 
 type ModelConfig =
   & Pick<
@@ -110,22 +110,6 @@ export async function fileExists(path: string, mayBeUnreadable = false): Promise
   }
 }
 
-/**
- * A file given by MODEL_PATH may be one of our synthetic models: its producer
- * fields sit in the first bytes of the protobuf, ahead of the graph.
- */
-async function weightsOf(path: string): Promise<Weights> {
-  using file = await Deno.open(path, { read: true });
-  const head = new Uint8Array(512);
-  const n = (await file.read(head)) ?? 0;
-  return weightsOfHead(head.subarray(0, n));
-}
-
-function weightsOfHead(head: Uint8Array): Weights {
-  const text = new TextDecoder("latin1").decode(head.subarray(0, 512));
-  return text.includes(SYNTHETIC_PRODUCER) ? "synthetic" : "pretrained";
-}
-
 /** MODEL_URL (or the zoo where nothing may be written), fetched into memory and verified. */
 async function fetchToMemory(
   url: string,
@@ -135,7 +119,8 @@ async function fetchToMemory(
   fetchImpl?: typeof fetch,
 ): Promise<ResolvedModel> {
   const { bytes } = await fetchModelBytes({ url, sha256, expectedBytes, fetch: fetchImpl });
-  return { path: url, source, weights: weightsOfHead(bytes), sha256, bytes };
+  const { weights, quantized } = await inspectModelBytes(bytes, sha256);
+  return { path: url, source, weights, sha256, quantized, bytes };
 }
 
 function syntheticInMemory(config: ModelConfig): ResolvedModel {
@@ -145,6 +130,7 @@ function syntheticInMemory(config: ModelConfig): ResolvedModel {
     source: "synthetic",
     weights: "synthetic",
     sha256,
+    quantized: false,
     bytes,
   };
 }
@@ -154,7 +140,8 @@ async function fromFile(path: string): Promise<ResolvedModel> {
     if (!(await fileExists(path))) {
       throw new ModelLoadError(`MODEL_PATH ${path} does not exist or is not a file`);
     }
-    return { path, source: "file", weights: await weightsOf(path), sha256: await sha256File(path) };
+    const { weights, sha256, quantized } = await inspectModelFile(path);
+    return { path, source: "file", weights, sha256, quantized };
   } catch (err) {
     // Deno's own message names the path and the flag, not the variable that chose it.
     if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied) {
@@ -177,7 +164,7 @@ async function cachedZoo(
   const file = zooFile(config, precision);
   const path = pathOf(config, file);
   if (!(await fileExists(path, mayBeUnreadable))) return undefined;
-  const sha256 = await sha256File(path);
+  const { sha256, quantized } = await inspectModelFile(path);
   if (sha256 !== file.sha256) {
     logger("model").warn("Cached zoo {what} {path} has sha256 {sha256}, expected {expected}; ignoring it", {
       what: file.what,
@@ -187,7 +174,7 @@ async function cachedZoo(
     });
     return undefined;
   }
-  return { path, source: "zoo", weights: "pretrained", sha256 };
+  return { path, source: "zoo", weights: "pretrained", sha256, quantized };
 }
 
 async function downloadZoo(
@@ -212,7 +199,8 @@ async function downloadZoo(
         total_mb: total ? Math.round(total / 1e6) : "unknown",
       }),
   });
-  return { path, source: "zoo", weights: "pretrained", sha256: file.sha256 };
+  // The zoo's files are known: its int8 file is quantized, its fp32 one is not.
+  return { path, source: "zoo", weights: "pretrained", sha256: file.sha256, quantized: precision === "int8" };
 }
 
 /** The zoo's int8 ResNet-50: the verified cached file, else a verified download. */
@@ -223,21 +211,22 @@ export async function resolveZooInt8(config: ModelConfig, fetchImpl?: typeof fet
 /** Builds (or reuses) the synthetic model; written via a temporary file so a crash leaves no half file. */
 export async function ensureSynthetic(config: ModelConfig): Promise<ResolvedModel> {
   const path = syntheticPath(config);
-  if (!(await fileExists(path))) {
-    await Deno.mkdir(config.MODEL_DIR, { recursive: true });
-    const t0 = performance.now();
-    const { bytes, stats } = buildSyntheticResNet50(config.SYNTHETIC_SEED);
-    const tmp = `${path}.partial-${crypto.randomUUID().slice(0, 8)}`;
-    await Deno.writeFile(tmp, bytes);
-    await Deno.rename(tmp, path);
-    logger("model").info("Built synthetic ResNet-50 ({parameters} parameters, {gmac} GMAC) in {ms} ms", {
-      parameters: stats.parameters,
-      gmac: +(stats.macs / 1e9).toFixed(2),
-      ms: Math.round(performance.now() - t0),
-      path,
-    });
-  }
-  return { path, source: "synthetic", weights: "synthetic", sha256: await sha256File(path) };
+  const synthetic = { path, source: "synthetic", weights: "synthetic", quantized: false } as const;
+  if (await fileExists(path)) return { ...synthetic, sha256: await sha256File(path) };
+  await Deno.mkdir(config.MODEL_DIR, { recursive: true });
+  const t0 = performance.now();
+  const { bytes, stats } = buildSyntheticResNet50(config.SYNTHETIC_SEED);
+  const tmp = `${path}.partial-${crypto.randomUUID().slice(0, 8)}`;
+  await Deno.writeFile(tmp, bytes);
+  await Deno.rename(tmp, path);
+  logger("model").info("Built synthetic ResNet-50 ({parameters} parameters, {gmac} GMAC) in {ms} ms", {
+    parameters: stats.parameters,
+    gmac: +(stats.macs / 1e9).toFixed(2),
+    ms: Math.round(performance.now() - t0),
+    path,
+  });
+  // The bytes just written: hashing them spares reading the file back.
+  return { ...synthetic, sha256: sha256Hex(bytes) };
 }
 
 /** Resolves MODEL_SOURCE to a file on disk, or to bytes in memory (MODEL_URL, or `disk: false`). */
@@ -257,7 +246,13 @@ export async function resolveModel(
     // One shipped with the code (`deno task model:synth` before deploying) is read, not rebuilt.
     const path = syntheticPath(config);
     if (await fileExists(path, true)) {
-      return { path, source: "synthetic", weights: "synthetic", sha256: await sha256File(path) };
+      return {
+        path,
+        source: "synthetic",
+        weights: "synthetic",
+        sha256: await sha256File(path),
+        quantized: false,
+      };
     }
     return syntheticInMemory(config);
   };

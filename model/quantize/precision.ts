@@ -18,10 +18,9 @@ import { logger } from "../../observability/logger.ts";
 import { type CalibrationSet, loadCalibrationSet, MIN_HELD_OUT_PHOTOS } from "./calibration_set.ts";
 import type { Int8Protocol } from "./int8_worker.ts";
 import { callOnce } from "../../core/worker_rpc.ts";
-import { decodeModel, isQuantized } from "../artifact/onnx_graph.ts";
 import type { Agreement } from "./quality_gate.ts";
 import type { CalibrationMethod, Precision, QuantizationReport } from "../artifact/types.ts";
-import { readModelFile, sha256Hex } from "../artifact/model_bytes.ts";
+import { sha256Hex } from "../artifact/model_bytes.ts";
 import { fileExists, ModelLoadError, type ResolvedModel, resolveZooInt8 } from "../artifact/resolve.ts";
 import { sha256File } from "../artifact/download.ts";
 import { errorMessage } from "../../core/errors.ts";
@@ -167,16 +166,6 @@ async function gateFigures(
   return agreement;
 }
 
-/** Whether the ONNX file at `path` is already quantized (QDQ or QOperator). */
-export async function fileIsQuantized(path: string): Promise<boolean> {
-  try {
-    return isQuantized(decodeModel(await readModelFile(path)));
-  } catch {
-    // Not a readable ONNX file: onnxruntime reports that, with the path, when it loads it.
-    return false;
-  }
-}
-
 /** The report for a model quantized ahead: served as it is, with no fp32 model to measure it against. */
 function preQuantizedReport(config: PrecisionConfig, resolved: ResolvedModel): QuantizationReport {
   return {
@@ -199,7 +188,7 @@ export async function choosePrecision(
   const log = logger("model");
   const fp32: ServedModel = { path: resolved.path, sha256: resolved.sha256, precision: "fp32" };
   // A user's file may already be int8, whatever was asked: say what is served.
-  const preQuantized = resolved.source === "file" && await fileIsQuantized(resolved.path);
+  const preQuantized = resolved.quantized;
   if (config.MODEL_PRECISION === "fp32") return preQuantized ? { ...fp32, precision: "int8" } : fp32;
 
   if (preQuantized) {
@@ -297,16 +286,15 @@ export async function choosePrecision(
  * was quantized ahead. MODEL_PRECISION=int8 over an fp32 model stops the load,
  * saying how to quantize ahead.
  */
-export async function servedAsIs(
+export function servedAsIs(
   config: PrecisionConfig,
   resolved: ResolvedModel,
   why: "no-disk" | "in-memory",
-): Promise<ServedModel> {
-  const bytes = resolved.bytes ?? await readModelFile(resolved.path);
+): ServedModel {
   const served: ServedModel = {
     path: resolved.path,
     sha256: resolved.sha256,
-    precision: isQuantized(decodeModel(bytes)) ? "int8" : "fp32",
+    precision: resolved.quantized ? "int8" : "fp32",
   };
   if (config.MODEL_PRECISION === "fp32") return served;
   if (served.precision === "fp32") {
