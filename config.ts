@@ -49,7 +49,8 @@ const byteSize = () =>
 const LOG_LEVELS = ["trace", "debug", "info", "warning", "error", "fatal"] as const;
 const MODEL_SOURCES = ["auto", "file", "url", "zoo", "synthetic"] as const;
 const INFERENCE_BACKENDS = ["native", "wasm"] as const;
-const PRECISIONS = ["fp32", "int8"] as const;
+/** The arithmetic a model may run in (MODEL_PRECISION); the one list. */
+export const PRECISIONS = ["fp32", "int8"] as const;
 const CALIBRATION_METHODS = ["percentile", "minmax"] as const;
 const SAMPLERS = [
   "always_on",

@@ -8,6 +8,7 @@
  */
 import { createRunner } from "../model/runtime/backends.ts";
 import type { RunnerOptions } from "../model/runtime/runner.ts";
+import type { Precision } from "../model/artifact/types.ts";
 import { TENSOR_SIZE } from "../image/preprocess.ts";
 import { freePort, startTask, waitReady } from "../tests/support/gateway_process.ts";
 import { closedLoop, type LoadResult, round, summary } from "./load.ts";
@@ -17,7 +18,7 @@ const MiB = 1024 * 1024;
 export const EDGE_TARGETS = { peak_rss_mib: 512, throughput_c4_rps: 5 } as const;
 
 export interface EdgeModel {
-  precision: "fp32" | "int8";
+  precision: Precision;
   /** An ONNX file the edge entry reads (read-only, as a deploy bundle ships it). */
   path: string;
   /** What the native gateway of the same run did at c=4 with this model, when it was measured. */

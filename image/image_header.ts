@@ -7,10 +7,10 @@
 import { CodedError } from "../core/errors.ts";
 import { type Orientation, readExifOrientation } from "./orientation.ts";
 
-export type ImageFormat = "jpeg" | "png" | "webp";
+/** Every format the native decoders (libjpeg-turbo, libwebp, imagescript) read; the one list. */
+export const IMAGE_FORMATS = ["jpeg", "png", "webp"] as const;
 
-/** Every format the native decoders (libjpeg-turbo, libwebp, imagescript) read. */
-export const IMAGE_FORMATS: readonly ImageFormat[] = ["jpeg", "png", "webp"];
+export type ImageFormat = typeof IMAGE_FORMATS[number];
 
 const FORMAT_NAMES: Record<ImageFormat, string> = { jpeg: "JPEG", png: "PNG", webp: "WebP" };
 

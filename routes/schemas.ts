@@ -5,9 +5,10 @@
  * a named component of the document.
  */
 import { z } from "@hono/zod-openapi";
-import type { ImageFormat } from "../image/image_header.ts";
+import { IMAGE_FORMATS, type ImageFormat } from "../image/image_header.ts";
+import { MODEL_STATUSES } from "../model/runtime/state.ts";
 import { type ProblemCode, PROBLEMS } from "./problem.ts";
-import { CONTROL_MODES } from "../config.ts";
+import { CONTROL_MODES, PRECISIONS } from "../config.ts";
 import {
   UNAVAILABLE_REASONS,
   type UnavailableReason,
@@ -23,7 +24,6 @@ export const IMAGE_MEDIA_TYPES: Readonly<Record<ImageFormat, string>> = {
   png: "image/png",
   webp: "image/webp",
 };
-const IMAGE_FORMATS = Object.keys(IMAGE_MEDIA_TYPES) as [ImageFormat, ...ImageFormat[]];
 
 // ---- Shared
 
@@ -96,7 +96,7 @@ const modelRef = z.object({
     example: "f939437d1289",
   }),
   weights,
-  precision: z.enum(["fp32", "int8"]).meta({
+  precision: z.enum(PRECISIONS).meta({
     description:
       "Arithmetic the served model runs in: MODEL_PRECISION, unless the int8 quality gate refused it",
   }),
@@ -171,7 +171,7 @@ export const repositoryEntry = z.object({
 }).meta({ id: "RepositoryIndexEntry" });
 
 export const readyResponse = z.object({
-  status: z.enum(["loading", "ready", "failed", "draining"]),
+  status: z.enum(MODEL_STATUSES),
   error: z.string().optional(),
   models: z.array(z.object({ name: z.string(), reason: z.string() })).optional().meta({
     description: "With a model repository: the models that should serve and are not ready, and why",
@@ -184,13 +184,13 @@ export const infoResponse = z.object({
   deno: z.string(),
   v8: z.string(),
   typescript: z.string(),
-  status: z.enum(["loading", "ready", "failed", "draining"]),
+  status: z.enum(MODEL_STATUSES),
   model: z.object({
     name: z.string(),
     version: z.string(),
     weights,
     warning: z.string().optional(),
-    precision: z.enum(["fp32", "int8"]),
+    precision: z.enum(PRECISIONS),
     quantization: z.object({}).catchall(z.unknown()).optional().meta({
       description: "What the int8 step did (MODEL_PRECISION=int8): origin, calibration, the quality gate",
     }),

@@ -10,13 +10,8 @@
  * The file is encoded with the ONNX protobuf schema (`onnx-proto`, generated
  * by protobufjs) so it is a valid model for any ONNX runtime.
  */
-import type { onnx } from "onnx-proto";
-import * as onnxModule from "onnx-proto";
 import { mulberry32 } from "../../core/prng.ts";
-
-// onnx-proto is CommonJS that assigns module.exports late, so Deno exposes it
-// only as the default export.
-const proto = (onnxModule as unknown as { default: typeof onnxModule }).default.onnx;
+import { type onnx, proto } from "./onnx_graph.ts";
 
 /** Input and output names of the synthetic graph (the runner reads them from the session anyway). */
 export const SYNTHETIC_INPUT_NAME = "input";

@@ -4,7 +4,7 @@
  * was made. Here, beneath both the quantizer and the runtime, so neither
  * imports the other to describe a model.
  */
-import type { Config } from "../../config.ts";
+import type { Config, PRECISIONS } from "../../config.ts";
 
 /** Where the model came from (MODEL_SOURCE resolved). */
 export type ModelSource = "file" | "url" | "zoo" | "synthetic";
@@ -12,7 +12,7 @@ export type ModelSource = "file" | "url" | "zoo" | "synthetic";
 export type Weights = "synthetic" | "pretrained";
 
 /** The arithmetic the served model runs in (MODEL_PRECISION, unless the int8 quality gate refused it). */
-export type Precision = Config["MODEL_PRECISION"];
+export type Precision = typeof PRECISIONS[number];
 
 /** The methods are listed once, by the CALIBRATION_METHOD variable that chooses one. */
 export type CalibrationMethod = Config["CALIBRATION_METHOD"];

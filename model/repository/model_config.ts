@@ -6,8 +6,7 @@
  * as the environment says.
  */
 import { z } from "zod";
-
-const PRECISIONS = ["fp32", "int8"] as const;
+import { PRECISIONS } from "../../config.ts";
 
 const positiveVersion = z.number({ error: "a positive integer" }).int("a positive integer")
   .min(1, "a positive integer").max(2 ** 31 - 1, "a positive integer");

@@ -5,7 +5,9 @@
  */
 import type { Classifier } from "./classifier.ts";
 
-export type ModelStatus = "loading" | "ready" | "failed" | "draining";
+/** What /ready and /info say of the model; the one list. */
+export const MODEL_STATUSES = ["loading", "ready", "failed", "draining"] as const;
+export type ModelStatus = typeof MODEL_STATUSES[number];
 
 export class ModelState {
   status: ModelStatus = "loading";
