@@ -6,15 +6,14 @@
 import { z } from "zod";
 import { formatCidr, parseCidr } from "./core/ip_address.ts";
 
+/** The MODEL_ZOO_* variables' defaults; what else is known of the zoo's files is in model/artifact/zoo.ts. */
 export const ZOO_MODEL_URL =
   "https://github.com/onnx/models/raw/main/validated/vision/classification/resnet/model/resnet50-v1-12.onnx";
 export const ZOO_MODEL_SHA256 = "3f03fdef724b22947eed826f1eef1dc5c34151bb4c37d634f1db89dfa2dd1526";
-export const ZOO_MODEL_BYTES = 102_576_593;
 /** The same network quantized to int8 by the model zoo (QOperator form: QLinearConv nodes). */
 export const ZOO_INT8_MODEL_URL =
   "https://github.com/onnx/models/raw/main/validated/vision/classification/resnet/model/resnet50-v1-12-int8.onnx";
 export const ZOO_INT8_MODEL_SHA256 = "c234f30975989788b4405f25253275aae247ab6dbdd34aaa69ab0a59ff76f6d0";
-export const ZOO_INT8_MODEL_BYTES = 25_816_052;
 
 const MiB = 1024 * 1024;
 

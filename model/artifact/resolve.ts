@@ -5,14 +5,9 @@
  * MODEL_URL, and any model where there is no writable disk, is held in
  * memory instead (model_bytes.ts).
  */
-import { type Config, ZOO_INT8_MODEL_URL } from "../../config.ts";
-import {
-  ZOO_INT8_MODEL_BYTES,
-  ZOO_INT8_MODEL_SHA256,
-  ZOO_MODEL_BYTES,
-  ZOO_MODEL_SHA256,
-} from "../../config.ts";
+import type { Config } from "../../config.ts";
 import { logger } from "../../observability/logger.ts";
+import { zooFile } from "./zoo.ts";
 import type { ModelSource, Precision, Weights } from "./types.ts";
 import { inspectModelBytes, inspectModelFile } from "./inspect.ts";
 import { fetchModelBytes, sha256Hex, syntheticModelBytes } from "./model_bytes.ts";
@@ -55,42 +50,6 @@ type ModelConfig =
   >
   & Partial<Pick<Config, "MODEL_URL" | "MODEL_SHA256">>
   & Partial<Pick<Config, "MODEL_ZOO_INT8_URL" | "MODEL_ZOO_INT8_SHA256">>;
-
-/** One file of the model zoo: where it comes from, its checksum and, for the default file, its size. */
-interface ZooFile {
-  url: string;
-  sha256: string;
-  expectedBytes: number | undefined;
-  what: string;
-}
-
-function zooFile(config: ModelConfig, precision: Precision): ZooFile {
-  if (precision === "fp32") {
-    return {
-      url: config.MODEL_ZOO_URL,
-      sha256: config.MODEL_ZOO_SHA256,
-      // The size is only known for the default file; a mirror may serve another.
-      expectedBytes: config.MODEL_ZOO_SHA256 === ZOO_MODEL_SHA256 ? ZOO_MODEL_BYTES : undefined,
-      what: "model",
-    };
-  }
-  const sha256 = config.MODEL_ZOO_INT8_SHA256 ?? ZOO_INT8_MODEL_SHA256;
-  return {
-    url: config.MODEL_ZOO_INT8_URL ?? ZOO_INT8_MODEL_URL,
-    sha256,
-    expectedBytes: sha256 === ZOO_INT8_MODEL_SHA256 ? ZOO_INT8_MODEL_BYTES : undefined,
-    what: "int8 model",
-  };
-}
-
-function pathOf(config: ModelConfig, file: ZooFile): string {
-  const name = new URL(file.url).pathname.split("/").pop() || "model.onnx";
-  return `${config.MODEL_DIR}/${name}`;
-}
-
-export function zooPath(config: ModelConfig, precision: Precision = "fp32"): string {
-  return pathOf(config, zooFile(config, precision));
-}
 
 export function syntheticPath(config: ModelConfig): string {
   return `${config.MODEL_DIR}/resnet50-synthetic-seed${config.SYNTHETIC_SEED}.onnx`;
@@ -162,7 +121,7 @@ async function cachedZoo(
   mayBeUnreadable = false,
 ): Promise<ResolvedModel | undefined> {
   const file = zooFile(config, precision);
-  const path = pathOf(config, file);
+  const path = file.path;
   if (!(await fileExists(path, mayBeUnreadable))) return undefined;
   const { sha256, quantized } = await inspectModelFile(path);
   if (sha256 !== file.sha256) {
@@ -183,7 +142,7 @@ async function downloadZoo(
   precision: Precision = "fp32",
 ): Promise<ResolvedModel> {
   const file = zooFile(config, precision);
-  const path = pathOf(config, file);
+  const path = file.path;
   await Deno.mkdir(config.MODEL_DIR, { recursive: true });
   const log = logger("model");
   log.info("Downloading {what} from {url}", { what: file.what, url: file.url });

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { captureLogs, testConfig } from "../../tests/support/helpers.ts";
-import { ZOO_INT8_MODEL_BYTES } from "../../config.ts";
-import { ensureSynthetic, resolveModel, resolveZooInt8, syntheticPath, zooPath } from "./resolve.ts";
+import { ZOO_INT8_MODEL_BYTES, zooPath } from "./zoo.ts";
+import { ensureSynthetic, resolveModel, resolveZooInt8, syntheticPath } from "./resolve.ts";
 import { DownloadError, downloadVerified, sha256File } from "./download.ts";
 
 const TMP = "./tests/tmp";
@@ -101,6 +101,7 @@ Deno.test("model sources", async (t) => {
       source: "file",
       weights: "synthetic",
       sha256: synthetic.sha256,
+      quantized: false,
     });
   });
 

@@ -3,7 +3,8 @@ import sharp from "sharp";
 import { captureLogs, testConfig } from "../../tests/support/helpers.ts";
 import { integerConvs, optimizedOpCounts } from "../../tests/support/fusion.ts";
 import { choosePrecision, int8CachePath } from "./precision.ts";
-import { ensureSynthetic, resolveModel, zooPath } from "../artifact/resolve.ts";
+import { ensureSynthetic, resolveModel } from "../artifact/resolve.ts";
+import { zooPath } from "../artifact/zoo.ts";
 
 const TMP = "./tests/tmp";
 
