@@ -192,6 +192,14 @@ export const configSchema = z.object({
     }
     return ranges;
   }).default([]),
+  /**
+   * A JSON file of API keys (their SHA-256 and scopes; docs/access_control.md), reloaded when it changes.
+   * Unset: inference is open and model management is refused.
+   */
+  API_KEYS_FILE: nonEmpty("a path to a JSON key file").optional(),
+  /** Whether /metrics needs a key with the `metrics` scope (Prometheus then sends one: credentials_file). */
+  METRICS_REQUIRE_KEY: z.enum(["true", "false"], { error: "true or false" }).transform((v) => v === "true")
+    .default(false),
   LOG_LEVEL: z.enum(LOG_LEVELS, { error: `one of ${LOG_LEVELS.join(", ")}` }).default("info"),
   /** Requests slower than this count against the latency objective; slow traces are always kept. */
   LATENCY_OBJECTIVE_MS: int(1, 600_000, 300),
@@ -255,6 +263,13 @@ export const configSchema = z.object({
   }
   if (c.MODEL_SOURCE === "url" && !c.MODEL_URL) {
     ctx.addIssue({ code: "custom", path: ["MODEL_URL"], message: "a URL, required when MODEL_SOURCE=url" });
+  }
+  if (c.METRICS_REQUIRE_KEY && !c.API_KEYS_FILE) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["METRICS_REQUIRE_KEY"],
+      message: "false unless API_KEYS_FILE is set (a key needs a key file)",
+    });
   }
   if (c.MODEL_URL && !c.MODEL_SHA256) {
     ctx.addIssue({

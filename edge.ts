@@ -12,6 +12,8 @@ import denoJson from "./deno.json" with { type: "json" };
 import { configOrExit, publicConfig } from "./config.ts";
 import { createRepository } from "./model/repository/repository.ts";
 import { ModelState } from "./model/runtime/state.ts";
+import { KeyStoreError } from "./access/key_store.ts";
+import { openKeyStore } from "./routes/access.ts";
 import { createApp } from "./routes/app.ts";
 import { buildInfo } from "./routes/health.ts";
 import { TrustedProxies } from "./server/client_address.ts";
@@ -30,9 +32,16 @@ log.info("Starting inference-gateway {version} (edge entry)", { ...build, config
 for (const note of notes) log.warn(note);
 
 const telemetry = createTelemetry(config, build.version);
+// A missing or invalid key file stops the isolate as a bad variable does: one line naming it, exit 2.
+const keys = await openKeyStore(config, telemetry.metrics).catch((err) => {
+  if (!(err instanceof KeyStoreError)) throw err;
+  log.fatal("{error}", { error: err.message });
+  console.error(err.message);
+  Deno.exit(2);
+});
 const state = new ModelState();
 const repository = createRepository(config, state, modelHooks(telemetry), { disk: false });
-const app = createApp({ config, state, telemetry, build, repository });
+const app = createApp({ config, state, telemetry, build, repository, keys });
 
 // Loading starts with the isolate and does not hold the module: the platform can route probes at once.
 const loading = repository.start().catch((err) => {

@@ -7,6 +7,8 @@ import denoJson from "./deno.json" with { type: "json" };
 import { configOrExit, publicConfig } from "./config.ts";
 import { createRepository } from "./model/repository/repository.ts";
 import { ModelState } from "./model/runtime/state.ts";
+import { KeyStoreError } from "./access/key_store.ts";
+import { accessRules, describeAccess, openKeyStore } from "./routes/access.ts";
 import { createApp } from "./routes/app.ts";
 import { startServer } from "./server/serve.ts";
 import { buildInfo } from "./routes/health.ts";
@@ -31,9 +33,24 @@ log.info("Tracing: {exporting}", {
   sampler_arg: config.OTEL_TRACES_SAMPLER_ARG,
 });
 
+// A key file that is missing or invalid stops startup as a bad variable does: one line naming it, exit 2.
+const keys = await openKeyStore(config, telemetry.metrics).catch(async (err) => {
+  if (!(err instanceof KeyStoreError)) throw err;
+  log.fatal("{error}", { error: err.message });
+  await shutdownLogging();
+  console.error(err.message);
+  Deno.exit(2);
+});
+log.info("Access: {summary}", {
+  summary: keys
+    ? `API keys from ${config.API_KEYS_FILE}`
+    : "no API_KEYS_FILE: inference open, management off",
+  routes: describeAccess(accessRules({ metricsRequireKey: config.METRICS_REQUIRE_KEY }), keys !== undefined),
+});
+
 const state = new ModelState();
 const repository = createRepository(config, state, modelHooks(telemetry));
-const app = createApp({ config, state, telemetry, build, repository });
+const app = createApp({ config, state, telemetry, build, repository, keys });
 const server = await startServer({ config, app, state, telemetry }).catch(async (err) => {
   log.fatal("Cannot listen on {host}:{port}: {error}", {
     host: config.HOST,

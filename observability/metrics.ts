@@ -203,6 +203,40 @@ export function createMetrics(registry: Registry, { telemetry, queueLimit, versi
       labelNames: ["reason"] as const,
       registers: r,
     }),
+    authFailures: new Counter({
+      name: "auth_failures_total",
+      help:
+        "Requests refused by access control: missing (no usable key), unknown (a key not in API_KEYS_FILE), scope (a known key without the route's scope).",
+      labelNames: ["reason"] as const,
+      registers: r,
+    }),
+    apiKeyRequests: new Counter({
+      name: "api_key_requests_total",
+      help: "Requests let through with each API key, by the key's id in API_KEYS_FILE.",
+      labelNames: ["key_id"] as const,
+      registers: r,
+    }),
+    apiKeysLoaded: new Gauge({
+      name: "api_keys_loaded",
+      help: "Keys in the API key set being served (present only with API_KEYS_FILE).",
+      registers: r,
+    }),
+    apiKeysFileValid: new Gauge({
+      name: "api_keys_file_valid",
+      help:
+        "0 while API_KEYS_FILE on disk is broken or missing and the last good key set still serves; else 1.",
+      registers: r,
+    }),
+    apiKeysLoadedTime: new Gauge({
+      name: "api_keys_loaded_timestamp_seconds",
+      help: "When the API key set being served was loaded (Unix time).",
+      registers: r,
+    }),
+    apiKeysReloadFailures: new Counter({
+      name: "api_keys_reload_failures_total",
+      help: "Versions of API_KEYS_FILE that could not be loaded (each broken version counts once).",
+      registers: r,
+    }),
     inputBytes: new Histogram({
       name: "image_input_bytes",
       help: "Size of uploaded images in bytes, by format.",

@@ -27,6 +27,8 @@ export interface ObservabilityVariables {
   span: Span;
   /** The model version that answered, set by the inference routes: on the server span and the access log. */
   servedBy: { model: string; version: string } | undefined;
+  /** The API key's id (never the key) once access control has recognised it, for the span and the access log. */
+  keyId: string | undefined;
 }
 
 export interface ObservabilityOptions {
@@ -113,6 +115,7 @@ export function observability(options: ObservabilityOptions): MiddlewareHandler<
     c.set("stages", stages);
     c.set("span", span);
     c.set("servedBy", undefined);
+    c.set("keyId", undefined);
     const active = { http_request_method: method };
     recordSafely("http_in_flight", [], () => metrics.httpActive.inc(active));
 
@@ -152,6 +155,8 @@ export function observability(options: ObservabilityOptions): MiddlewareHandler<
               span.setAttribute("model.name", served.model);
               span.setAttribute("model.version", served.version);
             }
+            const keyId = c.get("keyId");
+            if (keyId) span.setAttribute("enduser.id", keyId);
 
             const kept = sampled || status >= 500 || durationMs > latencyObjectiveMs;
             metrics.httpDuration.observe({
@@ -174,6 +179,7 @@ export function observability(options: ObservabilityOptions): MiddlewareHandler<
             bytes_out: Number(c.res.headers.get("content-length") ?? 0) || undefined,
             user_agent: c.req.header("user-agent"),
             client_address: client?.address,
+            key_id: c.get("keyId"),
             reject_reason: reason,
             model: c.get("servedBy")?.model,
             model_version: c.get("servedBy")?.version,

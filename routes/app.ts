@@ -6,6 +6,7 @@
  * once; the /v2 sub-app translates its own into the protocol's error body.
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
+import type { KeyStore } from "../access/key_store.ts";
 import type { Config } from "../config.ts";
 import type { ModelState } from "../model/runtime/state.ts";
 import { bindModelMetrics } from "../model/repository/metrics.ts";
@@ -14,6 +15,7 @@ import { logger } from "../observability/logger.ts";
 import { primeHttpSeries, primeRejections } from "../observability/metrics.ts";
 import { observability } from "../observability/middleware.ts";
 import type { Telemetry } from "../observability/telemetry.ts";
+import { accessControl, accessRules, secureDocument } from "./access.ts";
 import { corsMiddleware } from "./cors.ts";
 import { type BuildInfo, buildInfo, registerOperations } from "./health.ts";
 import { registerDocs } from "./openapi.ts";
@@ -44,6 +46,8 @@ export interface AppDeps {
   build?: BuildInfo;
   /** The models served (main.ts and edge.ts always give it; in-process tests may not). */
   repository?: Repository;
+  /** The keys of API_KEYS_FILE (routes/access.ts's openKeyStore); required when it is set. */
+  keys?: KeyStore;
   /** Where the page's files are (default: web/ beside routes/). */
   webDir?: URL;
 }
@@ -53,6 +57,14 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   const { metrics } = telemetry;
   const build = deps.build ?? buildInfo("0.0.0-dev");
   const log = logger("http");
+  if (config.API_KEYS_FILE && !deps.keys) {
+    throw new Error("API_KEYS_FILE is set but createApp got no key store");
+  }
+  const access = {
+    store: deps.keys,
+    metrics,
+    rules: accessRules({ metricsRequireKey: config.METRICS_REQUIRE_KEY }),
+  };
   const app = new OpenAPIHono<AppEnv>({
     // A request that fails its route's schema (a query parameter, say) is a problem like any other.
     defaultHook: (result, c) => {
@@ -73,6 +85,8 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
 
   app.use("*", observability({ ...telemetry, latencyObjectiveMs: config.LATENCY_OBJECTIVE_MS }));
   if (config.CORS_ORIGINS) app.use("*", corsMiddleware(config.CORS_ORIGINS));
+  // After CORS, so a preflight (which carries no credentials) is answered without a key.
+  app.use("*", accessControl(access));
 
   registerOperations(app, {
     config,
@@ -93,7 +107,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.route(V2_PREFIX, v2);
   const unmatchedV2 = v2Unmatched(v2, v2Deps);
   registerPage(app, readPage(deps.webDir ?? WEB_DIR));
-  registerDocs(app, build.version);
+  registerDocs(app, build.version, (doc) => secureDocument(doc, access.rules, access.store !== undefined));
   app.all("/predict", (c) => {
     throw new ProblemError("method_not_allowed", `${c.req.method} is not allowed on /predict; use POST`, {
       allow: "POST",

@@ -8,10 +8,25 @@ import type { MiddlewareHandler } from "@hono/hono";
 import { cors } from "@hono/hono/cors";
 import { HEADER_LENGTH } from "./v2/binary.ts";
 
-/** Response headers a cross-origin page may read. */
-export const EXPOSED_HEADERS = ["X-Request-ID", "traceparent", "Server-Timing", "Retry-After", HEADER_LENGTH];
-/** Request headers a cross-origin page may send. */
-export const ALLOWED_HEADERS = ["Content-Type", "X-Request-ID", "traceparent", "tracestate", HEADER_LENGTH];
+/** Response headers a cross-origin page may read (WWW-Authenticate: why a key was refused). */
+export const EXPOSED_HEADERS = [
+  "X-Request-ID",
+  "traceparent",
+  "Server-Timing",
+  "Retry-After",
+  "WWW-Authenticate",
+  HEADER_LENGTH,
+];
+/** Request headers a cross-origin page may send, the API key's two among them. */
+export const ALLOWED_HEADERS = [
+  "Content-Type",
+  "Authorization",
+  "X-API-Key",
+  "X-Request-ID",
+  "traceparent",
+  "tracestate",
+  HEADER_LENGTH,
+];
 export const ALLOWED_METHODS = ["GET", "HEAD", "POST", "OPTIONS"];
 
 export function corsMiddleware(origins: "*" | readonly string[]): MiddlewareHandler {

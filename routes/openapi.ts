@@ -69,9 +69,14 @@ const docsRoute = createRoute({
  * Serves /openapi.json, built from every route registered on `app` when it
  * is first asked for (so call this before or after registering the others), and /docs.
  */
-export function registerDocs(app: OpenAPIHono<AppEnv>, version: string): void {
-  let document: ReturnType<typeof openApiDocument> | undefined;
-  app.openapi(documentRoute, (c) => c.json(document ??= openApiDocument(app, version), 200));
+export function registerDocs(
+  app: OpenAPIHono<AppEnv>,
+  version: string,
+  /** Adds what the routes' definitions cannot say (the access policy: routes/access.ts). */
+  complete: (doc: OpenApiDocument) => OpenApiDocument = (doc) => doc,
+): void {
+  let document: OpenApiDocument | undefined;
+  app.openapi(documentRoute, (c) => c.json(document ??= complete(openApiDocument(app, version)), 200));
   app.openapi(docsRoute, (c) => c.html(DOCS_HTML, 200));
   app.get("/docs/assets/:file", async (c) => {
     const file = c.req.param("file");
@@ -84,6 +89,8 @@ export function registerDocs(app: OpenAPIHono<AppEnv>, version: string): void {
   });
 }
 
+type OpenApiDocument = ReturnType<typeof openApiDocument>;
+
 export function openApiDocument(app: OpenAPIHono<AppEnv>, version: string) {
   return app.getOpenAPI31Document({
     openapi: "3.1.0",
@@ -95,7 +102,7 @@ export function openApiDocument(app: OpenAPIHono<AppEnv>, version: string) {
         "Every response carries X-Request-ID, traceparent and Server-Timing headers.",
     },
     servers: [{ url: "/", description: "This server" }],
-    // No authentication: put the gateway behind your own if it needs one.
+    // None by default; operations that need an API key say so (routes/access.ts).
     security: [],
     tags: [
       { name: "Prediction", description: "The gateway's own API" },

@@ -60,9 +60,20 @@ const SERVICE_NET = [
 /**
  * The model cache; labels and calibration photos (./model); the Workers'
  * modules and what they import (./core); the page's files; npm packages with
- * their WASM codecs.
+ * their WASM codecs; and where API_KEYS_FILE may live: ./keys, Docker's
+ * secrets, a mounted Kubernetes Secret (docs/access_control.md).
  */
-const SERVICE_READ = ["./models", "./core", "./model", "./image", "./web", "./node_modules"];
+const SERVICE_READ = [
+  "./models",
+  "./core",
+  "./model",
+  "./image",
+  "./web",
+  "./node_modules",
+  "./keys",
+  "/run/secrets",
+  "/etc/inference-gateway",
+];
 
 /** The sets, by name, in the order deno.json lists them. */
 export const PERMISSION_SETS: Readonly<Record<string, PermissionSet>> = {
@@ -88,7 +99,8 @@ export const PERMISSION_SETS: Readonly<Record<string, PermissionSet>> = {
     env: [...SERVICE_ENV, ...Object.keys(TEST_VARIABLES)],
     net: ["127.0.0.1", "127.0.0.2", "127.0.0.3", "localhost", "0.0.0.0"],
     read: [".", "/usr/bin/ldd"],
-    write: ["./models", "./tests/tmp"],
+    // ./keys: key files for the real process, which may read them only there.
+    write: ["./models", "./tests/tmp", "./keys"],
     ffi: ["./node_modules"],
     // /usr/bin/python3: raw sockets Deno cannot open (resets before accept: tests/support/resets.ts).
     run: [

@@ -11,6 +11,7 @@ import { createApp } from "../../routes/app.ts";
 import { configureLogging, type LogRecord } from "../../observability/logger.ts";
 import { createTelemetry } from "../../observability/telemetry.ts";
 import { modelHooks } from "../../model/repository/metrics.ts";
+import { openKeyStore } from "../../routes/access.ts";
 import { InMemorySpanExporter } from "@opentelemetry/sdk-trace-base";
 import { BrokenRunner } from "./broken_runner.ts";
 
@@ -102,7 +103,16 @@ export async function readyApp(env: Record<string, string> = {}) {
     topK: config.TOP_K,
     close: () => classifier.close(),
   });
-  return { app: createApp({ config, state, telemetry, repository }), state, config, telemetry, spans };
+  // With API_KEYS_FILE, its store (which the test closes); it reloads only when told to (poll()).
+  const keys = await openKeyStore(config, telemetry.metrics, { intervalMs: 3_600_000 });
+  return {
+    app: createApp({ config, state, telemetry, repository, keys }),
+    state,
+    config,
+    telemetry,
+    spans,
+    keys,
+  };
 }
 
 /** Routes log records into an array so tests can read them. */
