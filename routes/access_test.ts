@@ -267,6 +267,38 @@ Deno.test("with API_KEYS_FILE", async (t) => {
         for (const [path, method] of [["/health", "get"], ["/v2/health/ready", "get"], ["/metrics", "get"]]) {
           assert.equal(doc.paths[path][method].security, undefined, path);
         }
+        // Redocly's recommended rules, as routes/openapi_test.ts runs them on the document without keys.
+        await Deno.mkdir(TMP, { recursive: true });
+        const file = new URL("openapi-keys.json", TMP);
+        await Deno.writeTextFile(file, JSON.stringify(doc));
+        const out = await new Deno.Command("deno", {
+          args: [
+            "run",
+            "-q",
+            "--allow-read=.",
+            "--allow-write=./tests/tmp",
+            "--allow-env",
+            "tests/openapi_tools.ts",
+            file.pathname,
+            new URL("openapi-keys.d.ts", TMP).pathname,
+          ],
+          cwd: new URL("../", import.meta.url),
+          env: { NO_COLOR: "1" },
+          clearEnv: true,
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+        const problems: Array<{ severity: string; ruleId: string; message: string; pointer: string }> = JSON
+          .parse(
+            new TextDecoder().decode(out.stdout),
+          );
+        assert.deepEqual(
+          problems.filter((p) => p.severity === "error").map((p) =>
+            `${p.ruleId}: ${p.message} at ${p.pointer}`
+          ),
+          [],
+        );
       },
     );
 

@@ -21,6 +21,11 @@ const STAGES = [
 const $ = (selector, root = document) => root.querySelector(selector);
 
 const state = {
+  /**
+   * The API key a person pasted, if the gateway asks for one. Only here, in memory: never in storage,
+   * cookies or the URL, so reloading the page forgets it.
+   */
+  apiKey: undefined,
   /** TRACE_UI_URL from /info, `{trace_id}` to be replaced; undefined shows the id without a link. */
   traceUrl: undefined,
   /** Whether the server turns photos upright (EXIF_ORIENTATION), said next to a photo's tag. */
@@ -68,11 +73,55 @@ function formatBytes(n) {
   return `${n} B`;
 }
 
+/** Headers carrying the key, when one was given. */
+function keyHeaders() {
+  return state.apiKey ? { authorization: `Bearer ${state.apiKey}` } : {};
+}
+
+/** Asks for a key (401: none or unknown; 403: one without the scope). */
+function askForKey(status, detail) {
+  const form = $("#key-form");
+  form.hidden = false;
+  form.dataset.state = state.apiKey ? "refused" : "needed";
+  $("#key-forget").hidden = !state.apiKey;
+  $("#key-hint").textContent = state.apiKey
+    ? `The key was refused (${status}${detail ? `: ${detail}` : ""}). Paste another one.`
+    : "This gateway needs an API key with the infer scope. It is kept only in this page's memory and sent " +
+      "only to this server; reloading the page forgets it.";
+  if (!state.apiKey) $("#api-key").focus();
+}
+
+function setUpKeyForm() {
+  const form = $("#key-form");
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const input = $("#api-key");
+    const key = input.value.trim();
+    // Cleared at once, so the key is not left in the DOM either.
+    input.value = "";
+    if (!key) return;
+    state.apiKey = key;
+    form.dataset.state = "given";
+    $("#key-forget").hidden = false;
+    $("#key-hint").textContent = "Key in use (kept in this page's memory only).";
+    loadInfo();
+  });
+  $("#key-forget").addEventListener("click", () => {
+    state.apiKey = undefined;
+    askForKey();
+  });
+}
+
 async function loadInfo() {
   let info;
   try {
-    const res = await fetch("info", { headers: { accept: "application/json" } });
+    const res = await fetch("info", { headers: { accept: "application/json", ...keyHeaders() } });
     info = await res.json();
+    if (res.status === 401 || res.status === 403) {
+      setStatus("key needed");
+      askForKey(res.status, info.detail);
+      return;
+    }
   } catch {
     setStatus("unreachable");
     return;
@@ -178,7 +227,7 @@ async function classify(file, card) {
   form.append("file", file, file.name || "pasted-image");
   let res;
   try {
-    res = await fetch(`predict?top_k=${TOP_K}`, { method: "POST", body: form });
+    res = await fetch(`predict?top_k=${TOP_K}`, { method: "POST", body: form, headers: keyHeaders() });
   } catch (err) {
     showProblem(card, { title: "The server cannot be reached", detail: String(err.message ?? err) });
     return;
@@ -192,6 +241,7 @@ async function classify(file, card) {
   } catch {
     body = {};
   }
+  if (res.status === 401 || res.status === 403) askForKey(res.status, body.detail);
   if (!res.ok) {
     showProblem(card, {
       status: res.status,
@@ -340,4 +390,5 @@ function setUpDropZone() {
 }
 
 setUpDropZone();
+setUpKeyForm();
 loadInfo();
