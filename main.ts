@@ -1,6 +1,6 @@
 /**
  * Entry point: wires configuration, logging, the model, the app and the
- * server. Everything with logic lives in config.ts, image/, model/, routes/,
+ * server. Everything with logic lives in config.ts, access/, image/, model/, routes/,
  * server/ and observability/.
  */
 import denoJson from "./deno.json" with { type: "json" };

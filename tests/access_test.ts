@@ -261,8 +261,9 @@ Deno.test("deno task start with API keys", async (t) => {
       }
     });
   } finally {
+    // SIGTERM, which deno task passes on; SIGKILL would leave its child, the gateway, running.
     try {
-      server.child.kill("SIGKILL");
+      server.child.kill("SIGTERM");
     } catch { /* already exited */ }
     await server.status;
     await receiver.close();

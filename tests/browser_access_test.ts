@@ -148,8 +148,9 @@ Deno.test({
     } finally {
       await chromium.close();
       await other.shutdown();
+      // SIGTERM, which deno task passes on; SIGKILL would leave its child, the gateway, running.
       try {
-        server.child.kill("SIGKILL");
+        server.child.kill("SIGTERM");
       } catch { /* already exited */ }
       await server.status;
       await Deno.remove(dir, { recursive: true });
