@@ -278,7 +278,7 @@ Deno.test("with API_KEYS_FILE", async (t) => {
             "--allow-read=.",
             "--allow-write=./tests/tmp",
             "--allow-env",
-            "tests/openapi_tools.ts",
+            "tests/support/openapi_tools.ts",
             file.pathname,
             new URL("openapi-keys.d.ts", TMP).pathname,
           ],

@@ -8,8 +8,8 @@
 import assert from "node:assert/strict";
 import { keyDigestHex } from "../access/credential.ts";
 import { newKey } from "../access/key_new.ts";
-import { runUntilExit, startTask, waitReady } from "./gateway_process.ts";
-import { fixture } from "./helpers.ts";
+import { runUntilExit, startTask, waitReady } from "./support/gateway_process.ts";
+import { fixture } from "./support/helpers.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -10,9 +10,9 @@ import { fileURLToPath as fromFileUrl } from "node:url";
 import type { ElementHandle, HTTPRequest } from "puppeteer-core";
 import { keyDigestHex } from "../access/credential.ts";
 import { newKey } from "../access/key_new.ts";
-import { launchChromium, watchPage } from "./browser.ts";
-import { freePort, startTask, waitReady } from "./gateway_process.ts";
-import { FIXTURES } from "./helpers.ts";
+import { launchChromium, watchPage } from "./support/browser.ts";
+import { freePort, startTask, waitReady } from "./support/gateway_process.ts";
+import { FIXTURES } from "./support/helpers.ts";
 
 const ROOT = new URL("../", import.meta.url);
 
