@@ -13,7 +13,7 @@
  */
 import type { Context, MiddlewareHandler } from "@hono/hono";
 import { AUTH_FAILURES, type AuthFailure, findKey, presentedKey } from "../access/credential.ts";
-import type { ApiKey, Scope } from "../access/key_file.ts";
+import type { Scope } from "../access/key_file.ts";
 import { KeyStore } from "../access/key_store.ts";
 import type { Config } from "../config.ts";
 import { logger } from "../observability/logger.ts";
@@ -21,11 +21,6 @@ import type { Metrics } from "../observability/metrics.ts";
 import { recordSafely } from "../observability/telemetry_guard.ts";
 import { type ProblemCode, problemResponse, PROBLEMS } from "./problem.ts";
 import type { AppEnv } from "./types.ts";
-
-export interface AccessVariables {
-  /** The key the request was let through with; undefined on open routes and when no keys are configured. */
-  apiKey: ApiKey | undefined;
-}
 
 /**
  * A path pattern and the scope it needs; the first rule that matches a path

@@ -50,7 +50,7 @@ const PRODUCTION = {
     "model/runtime",
     "model",
   ],
-  /** API keys and scopes (planned): beneath the transports that check them. */
+  /** API keys and scopes: the key file, its reloads, the check; beneath the transports that enforce them. */
   "access": ["core", "config", "observability"],
   /** What every transport shares, without HTTP: the inference sequence, the list of served models, statistics. */
   "serving": [
