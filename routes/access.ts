@@ -274,9 +274,15 @@ export function secureDocument<T extends object>(
     if (scope === "open") continue;
     for (const op of Object.values(operations)) {
       op.responses ??= {};
+      // The route's own 403 (model control off, say) stays documented beside access control's.
+      const own = (op.responses["403"] as { description?: string } | undefined)?.description;
+      const forbidden = (description: string, example: string) => ({
+        description: own ? `${description}; or: ${own}` : description,
+        content: errorContent(path, example),
+      });
       if (!keys && scope !== "admin") continue;
       if (!keys) {
-        op.responses["403"] = { description: MANAGEMENT_OFF, content: errorContent(path, MANAGEMENT_OFF) };
+        op.responses["403"] = forbidden(MANAGEMENT_OFF, MANAGEMENT_OFF);
         continue;
       }
       op.security = [{ bearerAuth: [] }, { apiKeyHeader: [] }];
@@ -290,10 +296,10 @@ export function secureDocument<T extends object>(
         },
         content: errorContent(path, "This route needs an API key"),
       };
-      op.responses["403"] = {
-        description: `The API key does not have the ${scope} scope`,
-        content: errorContent(path, `The API key "ci" does not have the ${scope} scope`),
-      };
+      op.responses["403"] = forbidden(
+        `The API key does not have the ${scope} scope`,
+        `The API key "ci" does not have the ${scope} scope`,
+      );
     }
   }
   return document;

@@ -79,9 +79,17 @@ Deno.test("the access table", async (t) => {
   });
 });
 
+/** A repository the management routes may load from (empty: a load finds no such model). */
+async function repositoryEnv(): Promise<Record<string, string>> {
+  await Deno.mkdir(TMP, { recursive: true });
+  const dir = await Deno.makeTempDir({ dir: TMP.pathname, prefix: "repository-" });
+  return { MODEL_REPOSITORY: dir, MODEL_CONTROL_MODE: "explicit" };
+}
+
 Deno.test("without API_KEYS_FILE: inference open, management refused", async (t) => {
   await captureLogs("info");
-  const { app } = await readyApp();
+  // Management asked for explicitly: access control still refuses it.
+  const { app } = await readyApp(await repositoryEnv());
   const coffee = await fixture("images/coffee.jpg");
 
   await t.step("POST /predict needs no key", async () => {
@@ -229,20 +237,16 @@ Deno.test("with API_KEYS_FILE", async (t) => {
       }
     });
 
-    await t.step("management: an admin key passes the gate, an infer key is refused", async () => {
-      const admin = await app.request("/v2/repository/models/resnet50/load", {
-        method: "POST",
-        headers: bearer(KEYS.admin),
-      });
-      // Past the gate: whatever the route answers, it is not access control's refusal.
-      assert.ok(![401, 403].includes(admin.status), String(admin.status));
-      await admin.body?.cancel();
+    await t.step("management: an infer key is refused, no key is 401", async () => {
       const infer = await app.request("/v2/repository/models/resnet50/load", {
         method: "POST",
         headers: bearer(KEYS.infer),
       });
       assert.equal(infer.status, 403);
       assert.match((await infer.json()).error, /admin scope/);
+      const none = await app.request("/v2/repository/models/resnet50/unload", { method: "POST" });
+      assert.equal(none.status, 401);
+      await none.body?.cancel();
     });
 
     await t.step(
@@ -264,6 +268,9 @@ Deno.test("with API_KEYS_FILE", async (t) => {
         }
         assert.ok(doc.paths["/v2/models/{name}/infer"].post.responses["401"].content["application/json"]);
         assert.ok(doc.paths["/predict"].post.responses["401"].content["application/problem+json"]);
+        const load = doc.paths["/v2/repository/models/{name}/load"].post;
+        assert.deepEqual(load.security, [{ bearerAuth: [] }, { apiKeyHeader: [] }]);
+        assert.match(load.responses["403"].description, /admin scope; or: Model control is off/);
         for (const [path, method] of [["/health", "get"], ["/v2/health/ready", "get"], ["/metrics", "get"]]) {
           assert.equal(doc.paths[path][method].security, undefined, path);
         }
@@ -342,6 +349,29 @@ Deno.test("with API_KEYS_FILE", async (t) => {
         }
       },
     );
+  } finally {
+    close();
+  }
+});
+
+Deno.test("with API_KEYS_FILE and MODEL_CONTROL_MODE=explicit, an admin key reaches the repository", async () => {
+  await captureLogs("info");
+  const { app, close } = await keyedApp(await repositoryEnv());
+  try {
+    // Past the gate, the repository's own answer: it has no such model.
+    const admin = await app.request("/v2/repository/models/absent/load", {
+      method: "POST",
+      headers: bearer(KEYS.admin),
+    });
+    const body = await admin.json();
+    assert.equal(admin.status, 404, JSON.stringify(body));
+    assert.doesNotMatch(body.error, /API key|scope|API_KEYS_FILE/);
+    const infer = await app.request("/v2/repository/models/absent/load", {
+      method: "POST",
+      headers: bearer(KEYS.infer),
+    });
+    assert.equal(infer.status, 403);
+    await infer.body?.cancel();
   } finally {
     close();
   }
