@@ -31,6 +31,8 @@ export interface KeyStoreEvents {
 export interface KeyStoreOptions extends KeyStoreEvents {
   /** How often the file is stat'ed; 1 s by default. */
   intervalMs?: number;
+  /** false: never by itself, only when poll() is called (tests). */
+  watch?: boolean;
 }
 
 /** Thrown when the file cannot be served at startup; the message names the variable. */
@@ -106,7 +108,7 @@ export class KeyStore {
     }
     const store = new KeyStore(path, set, version.signature, options);
     options.onLoad?.(set, store.status);
-    store.#schedule();
+    if (options.watch !== false) store.#schedule();
     return store;
   }
 

@@ -183,7 +183,7 @@ export function accessControl(options: AccessOptions): MiddlewareHandler<AppEnv>
 export async function openKeyStore(
   config: Pick<Config, "API_KEYS_FILE">,
   metrics: Metrics,
-  options: { intervalMs?: number } = {},
+  options: { intervalMs?: number; watch?: boolean } = {},
 ): Promise<KeyStore | undefined> {
   const path = config.API_KEYS_FILE;
   if (!path) return undefined;

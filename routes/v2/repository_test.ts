@@ -7,6 +7,8 @@ import assert from "node:assert/strict";
 import { createRepository } from "../../model/repository/repository.ts";
 import { ModelState } from "../../model/runtime/state.ts";
 import { modelHooks } from "../../model/repository/metrics.ts";
+import { keyDigestHex } from "../../access/credential.ts";
+import { openKeyStore } from "../access.ts";
 import { createApp } from "../app.ts";
 import { captureLogs, fixture, testConfig, testTelemetry } from "../../tests/support/helpers.ts";
 import { tinyLabels, tinyModel } from "../../tests/support/tiny_model.ts";
@@ -18,8 +20,15 @@ async function put(root: string, model: string, version: number, bytes: Uint8Arr
   if (config) await Deno.writeTextFile(`${root}/${model}/config.json`, config);
 }
 
-function app(root: string, env: Record<string, string>) {
+/** Management needs an admin key (routes/access.ts): every request here carries one that may also infer. */
+const KEY = "igw_repository-test-key";
+
+async function app(root: string, env: Record<string, string>) {
+  const keysFile = `${root}/keys.json`;
+  const entry = { id: "repository-test", sha256: await keyDigestHex(KEY), scopes: ["admin", "infer"] };
+  await Deno.writeTextFile(keysFile, JSON.stringify({ keys: [entry] }));
   const config = testConfig({
+    API_KEYS_FILE: keysFile,
     MODEL_REPOSITORY: root,
     MODEL_NAME: "tiny",
     INFERENCE_WORKERS: "0",
@@ -30,10 +39,17 @@ function app(root: string, env: Record<string, string>) {
   const state = new ModelState();
   const { telemetry } = testTelemetry(config);
   const repository = createRepository(config, state, modelHooks(telemetry));
-  return { app: createApp({ config, state, telemetry, repository }), repository };
+  const keys = await openKeyStore(config, telemetry.metrics, { watch: false });
+  const hono = createApp({ config, state, telemetry, repository, keys });
+  const request = (path: string, init: RequestInit = {}) =>
+    hono.request(path, {
+      ...init,
+      headers: { authorization: `Bearer ${KEY}`, ...init.headers as Record<string, string> },
+    });
+  return { app: { request }, repository };
 }
 
-const post = (a: ReturnType<typeof app>["app"], path: string, body?: unknown, raw?: string) =>
+const post = (a: Awaited<ReturnType<typeof app>>["app"], path: string, body?: unknown, raw?: string) =>
   a.request(path, {
     method: "POST",
     headers: { "content-type": "application/json" },
@@ -57,14 +73,14 @@ Deno.test("model repository over HTTP", async (t) => {
   });
   const logs = await captureLogs("info");
 
-  const { app: gw, repository } = app(root, {
+  const { app: gw, repository } = await app(root, {
     MODEL_CONTROL_MODE: "explicit",
     MAX_LOAD_REQUEST_BYTES: "4096",
   });
   await repository.start();
   try {
     await t.step("management answers only with a control mode", async () => {
-      const off = app(root, { MODEL_CONTROL_MODE: "none" });
+      const off = await app(root, { MODEL_CONTROL_MODE: "none" });
       await error(
         await post(off.app, "/v2/repository/models/tiny/load"),
         403,
