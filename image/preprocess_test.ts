@@ -3,7 +3,14 @@ import { fixture, manifest } from "../tests/support/helpers.ts";
 import { JPEG_MIN_DECODE_SHORT_SIDE } from "./prepare.ts";
 import { decodeImage } from "./decode.ts";
 import { readImageHeader } from "./image_header.ts";
-import { preprocess, preprocessInto, resizedSize, TENSOR_SIZE } from "./preprocess.ts";
+import {
+  IMAGENET_MEAN,
+  IMAGENET_STD,
+  preprocess,
+  preprocessInto,
+  resizedSize,
+  TENSOR_SIZE,
+} from "./preprocess.ts";
 
 /** Parity tolerances from the issue, in normalized units (mean absolute difference). */
 const TOLERANCE = { PNG: 0.01, WEBP: 0.01, JPEG: 0.03 } as const;
@@ -53,8 +60,24 @@ Deno.test("preprocessInto writes at an offset and nowhere else", () => {
   assert.throws(() => preprocessInto(gray, new Float32Array(10)), RangeError);
 });
 
-Deno.test("extreme aspect ratios stay in bounds", () => {
-  const strip = { width: 5000, height: 2, channels: 3 as const, data: new Uint8Array(5000 * 2 * 3).fill(7) };
-  const t = preprocess(strip);
-  assert.ok(t.every(Number.isFinite));
+Deno.test("extreme aspect ratios stay in bounds and keep a flat image's exact value", () => {
+  // A flat image resizes to itself under any filter whose weights sum to one: every output value is the
+  // normalized input value, exactly (varied content is checked against torchvision in preprocess_torchvision_test).
+  for (const [width, height] of [[5000, 2], [2, 5000], [1, 1], [16383, 1]]) {
+    const rgb = [7, 128, 250];
+    const data = new Uint8Array(width * height * 3);
+    for (let i = 0; i < data.length; i++) data[i] = rgb[i % 3];
+    const t = preprocess({ width, height, channels: 3, data });
+    const plane = t.length / 3;
+    for (let c = 0; c < 3; c++) {
+      const want = Math.fround((rgb[c] / 255 - IMAGENET_MEAN[c]) / IMAGENET_STD[c]);
+      for (const i of [0, 1, 223, plane / 2, plane - 1]) {
+        assert.equal(t[c * plane + i], want, `${width}x${height}`);
+      }
+      assert.ok(
+        t.subarray(c * plane, (c + 1) * plane).every((v) => v === want),
+        `${width}x${height} channel ${c}`,
+      );
+    }
+  }
 });
