@@ -113,11 +113,14 @@ Deno.test("v2 infer over shape x datatype x data length, through the app", async
         fc.constantFrom(224, 224, 1),
       ),
       fc.constantFrom("FP32", "FP32", "FP32", "FP16", "INT8", "BYTES"),
-      fc.constantFrom(0, 0, 0, -1, 1, -TENSOR_SIZE),
+      // How many values are sent: the shape's count, one off, or N x 150528 whatever the shape says (a
+      // [1,1,224,224] input carrying a whole image's values must still be refused).
+      fc.constantFrom<number | "image">(0, 0, 0, -1, 1, -TENSOR_SIZE, "image"),
       fc.boolean(),
       async ([n, c, h, w], datatype, skew, binary) => {
         const shape = [n, c, h, w];
-        const length = Math.max(0, Math.min(zeros.length, n * c * h * w + skew));
+        const wanted = skew === "image" ? n * TENSOR_SIZE : n * c * h * w + skew;
+        const length = Math.max(0, Math.min(zeros.length, wanted));
         const input: Record<string, unknown> = { name: "input", shape, datatype };
         let res: Response;
         if (binary) {
@@ -154,7 +157,49 @@ Deno.test("v2 infer over shape x datatype x data length, through the app", async
       },
     ),
     // Each valid case runs the real model; the generator is biased so about one in five is valid.
-    { numRuns: 40, seed: 21 },
+    {
+      numRuns: 50,
+      seed: 21,
+      // Always tried: the channel dimension wrong with a whole image's values, as JSON and as binary.
+      examples: [[[1, 1, 224, 224], "FP32", "image", false], [[1, 1, 224, 224], "FP32", "image", true]],
+    },
   );
   assert.ok(served > 0, "some generated requests were valid");
+});
+
+Deno.test("v2 image model: as many BYTES elements as the shape says, not one more or less", async (t) => {
+  await captureLogs("info");
+  const { app } = await readyApp({ MAX_IMAGES_PER_REQUEST: "4" });
+  const coffee = await Deno.readFile(new URL("../tests/fixtures/images/coffee.jpg", import.meta.url));
+  const n = 2;
+  for (const count of [n - 1, n, n + 1]) {
+    await t.step(`shape [${n}], ${count} elements, binary`, async () => {
+      const tail = writeBytesElements(Array.from({ length: count }, () => coffee));
+      const input = {
+        name: "image",
+        shape: [n],
+        datatype: "BYTES",
+        parameters: { binary_data_size: tail.byteLength },
+      };
+      const { body, headerLength } = joinBody({ inputs: [input] }, [tail]);
+      const res = await app.request("/v2/models/resnet50-image/infer", {
+        method: "POST",
+        body,
+        headers: { "inference-header-content-length": String(headerLength) },
+      });
+      const answer = await res.json();
+      assert.equal(res.status, count === n ? 200 : 400, JSON.stringify(answer).slice(0, 200));
+      if (count !== n) assert.match(answer.error, new RegExp(`has ${count} elements; its shape says ${n}`));
+    });
+    await t.step(`shape [${n}], ${count} elements, JSON`, async () => {
+      const data = Array.from({ length: count }, () => coffee.toBase64());
+      const res = await app.request("/v2/models/resnet50-image/infer", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ inputs: [{ name: "image", shape: [n], datatype: "BYTES", data }] }),
+      });
+      const answer = await res.json();
+      assert.equal(res.status, count === n ? 200 : 400, JSON.stringify(answer).slice(0, 200));
+    });
+  }
 });
