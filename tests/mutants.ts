@@ -2,9 +2,10 @@
  * The mutants `deno task mutate` applies (tests/mutate.ts), one at a time.
  * Each is a small, type-correct change of the kind a developer makes by
  * mistake, in a module where the mistake would matter, with the tests that
- * should catch it. `find` must occur exactly once in `file`; when code moves or
- * changes, the runner reports the mutant stale and this list is updated (a
- * file that moved is still found by its name).
+ * should catch it. `find` must occur exactly once in `file`. A file that moved
+ * is found by its name, and a snippet that moved to another module is found
+ * there when exactly one source file holds it; otherwise the runner reports
+ * the mutant stale and this list is updated.
  *
  * Kinds: `boundary` (a limit off by one, `>` for `>=`), `unusual` (a legal but
  * rare input handled wrongly), `state` (a transition or a state check lost),
@@ -31,7 +32,7 @@ const ADDRESS_TESTS = [
 ];
 const CONFIG_TESTS = ["config_test.ts", "config_boundary_test.ts"];
 const FRAMING_TESTS = ["server/http_framing_test.ts", "server/http_framing_boundary_test.ts"];
-const MULTIPART_TESTS = ["routes/multipart_test.ts"];
+const MULTIPART_TESTS = ["routes/multipart_boundary_test.ts", "routes/multipart_test.ts"];
 const V2_CODEC_TESTS = ["routes/v2_codec_property_test.ts"];
 const V2_TESTS = ["routes/v2_test.ts", "routes/v2_codec_property_test.ts"];
 

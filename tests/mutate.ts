@@ -173,7 +173,16 @@ async function runMutant(
     detail,
     seconds: (performance.now() - started) / 1000,
   });
-  const file = locate(mutant.file, files);
+  let file = locate(mutant.file, files);
+  let moved = "";
+  if (!file || count(await Deno.readTextFile(`${dir}/${file}`), mutant.find) !== 1) {
+    // Code moves between modules: the snippet may now be in exactly one other source file.
+    const holders: string[] = [];
+    for (const f of files.filter((f) => f.endsWith(".ts") && !f.endsWith("_test.ts"))) {
+      if (count(await Deno.readTextFile(`${dir}/${f}`), mutant.find) === 1) holders.push(f);
+    }
+    if (holders.length === 1) [file, moved] = [holders[0], ` (moved to ${holders[0]})`];
+  }
   if (!file) return done("stale", `${mutant.file} not found`);
   let tests = mutant.tests.map((t) => locate(t, files));
   if (absentTestsAllowed) tests = tests.filter((t) => t !== undefined);
@@ -187,7 +196,9 @@ async function runMutant(
   await Deno.writeTextFile(`${dir}/${file}`, original.replace(mutant.find, () => mutant.replace));
   try {
     const passed = await testsPass(dir, tests as string[], timeoutMs);
-    return passed === "timeout" ? done("timeout") : done(passed ? "survived" : "killed");
+    return passed === "timeout"
+      ? done("timeout", moved.trim())
+      : done(passed ? "survived" : "killed", moved.trim());
   } finally {
     await Deno.writeTextFile(`${dir}/${file}`, original);
   }
