@@ -20,6 +20,16 @@ const image = (marker: number) => {
 const tick = () => new Promise((r) => setTimeout(r, 0));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Waits for `condition`, failing (never hanging) if it does not hold within 10 s. */
+async function until(condition: () => boolean, what: string, step = () => {}): Promise<void> {
+  const deadline = performance.now() + 10_000;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`Timed out waiting until ${what}`);
+    step();
+    await sleep(5);
+  }
+}
+
 function batcher(runners: ModelRunner[], options: Partial<ConstructorParameters<typeof Batcher>[1]> = {}) {
   return new Batcher(runners, { maxBatchSize: 4, maxBatchDelayMs: 0, maxQueue: 8, classes: 3, ...options });
 }
@@ -46,7 +56,7 @@ Deno.test("a full batch goes at once even with a fill delay; one short waits for
           assert.equal(r.calls.length, 0, "a batch one short of full waits for more");
         }
         assert.equal(b.queueDepth, n);
-        while (r.calls.length === 0) await sleep(10);
+        await until(() => r.calls.length > 0, "the batch is dispatched");
         assert.ok(performance.now() - started >= DELAY - 5, "and goes when the delay is up");
         assert.equal(r.calls[0].batch, n);
       } else {
@@ -55,10 +65,7 @@ Deno.test("a full batch goes at once even with a fill delay; one short waits for
         assert.deepEqual(r.calls[0].firsts, [1, 2, 3, 4]);
         assert.equal(b.queueDepth, n - 4, "the rest stays queued");
       }
-      while (b.queueDepth > 0 || r.calls.length > 0) {
-        r.finishAll();
-        await sleep(10);
-      }
+      await until(() => b.queueDepth === 0 && r.calls.length === 0, "every batch ran", () => r.finishAll());
       const rows = await Promise.all(jobs);
       assert.deepEqual(rows.map((x) => x.row[0]), jobs.map((_, i) => i + 1));
     });
@@ -76,13 +83,10 @@ Deno.test("with a fill delay, a partial batch goes when the delay expires, not b
   // On a loaded machine a 5 ms sleep can overrun; the checks below hold whenever it did not.
   const submittedAt = performance.now() - t0;
   if (submittedAt < DELAY) assert.equal(r.calls.length, 0, "queued, waiting for the batch to fill");
-  while (r.calls.length === 0) await sleep(5);
+  await until(() => r.calls.length > 0, "the batch is dispatched");
   assert.ok(performance.now() - t0 >= DELAY - 2, "not dispatched before the delay");
   if (submittedAt < DELAY) assert.deepEqual(r.calls[0].firsts, [1, 2], "the second request joined the batch");
-  while (r.calls.length > 0) {
-    r.finishAll();
-    await sleep(5);
-  }
+  await until(() => b.queueDepth === 0 && r.calls.length === 0, "every batch ran", () => r.finishAll());
   await Promise.all([first, second]);
 });
 

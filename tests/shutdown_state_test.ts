@@ -16,6 +16,15 @@ import { createApp } from "../routes/app.ts";
 
 const tick = () => new Promise((r) => setTimeout(r, 5));
 
+/** Waits for `condition`, failing (never hanging) if it does not hold within 20 s. */
+async function until(condition: () => boolean, what: string): Promise<void> {
+  const deadline = performance.now() + 20_000;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`Timed out waiting until ${what}`);
+    await tick();
+  }
+}
+
 async function setup() {
   await captureLogs("info");
   const shared = await sharedClassifier();
@@ -54,14 +63,14 @@ Deno.test("loading -> ready -> draining -> drained, with a request in flight acr
   state.markReady(classifier, 0, 0);
   assert.equal(await ready(), 200);
   const inFlight = predict();
-  while (runner.calls.length < 1) await tick();
+  await until(() => runner.calls.length >= 1, "the runner is running a batch");
 
   // draining: out of rotation at once, but a new request is still served (the LB may not know yet).
   state.drain();
   assert.equal(state.status, "draining");
   assert.equal(await ready(), 503);
   const late = predict();
-  while (classifier.batcher.queueDepth < 1) await tick();
+  await until(() => classifier.batcher.queueDepth >= 1, "a request is queued");
 
   // drained: the classifier's drain stops admission and waits for both.
   let drained = false;
@@ -71,7 +80,7 @@ Deno.test("loading -> ready -> draining -> drained, with a request in flight acr
   assert.equal(drained, false, "one running, one queued");
   runner.finishAll();
   assert.equal((await inFlight).status, 200, "the request in flight at SIGTERM is answered");
-  while (runner.calls.length < 1) await tick();
+  await until(() => runner.calls.length >= 1, "the runner is running a batch");
   await tick();
   assert.equal(drained, false, "the one queued during the drain now runs");
   runner.finishAll();
@@ -89,7 +98,7 @@ Deno.test("a model that finishes loading during shutdown serves but never report
   assert.equal(state.status, "draining");
   assert.equal(await ready(), 503, "not back in rotation");
   const res = predict();
-  while (runner.calls.length < 1) await tick();
+  await until(() => runner.calls.length >= 1, "the runner is running a batch");
   runner.finishAll();
   assert.equal((await res).status, 200, "work that reaches it is still served");
 });
