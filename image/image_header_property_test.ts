@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { readImageHeader } from "./image_header.ts";
-import { concat } from "../tests/bytes.ts";
+import { concat } from "../tests/support/bytes.ts";
 
 const RUNS = { numRuns: 300 };
 const u16be = (v: number) => [v >> 8, v & 0xff];

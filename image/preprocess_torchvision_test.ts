@@ -6,8 +6,8 @@
  * decoder stands between the two.
  */
 import assert from "node:assert/strict";
-import { FIXTURES } from "../tests/helpers.ts";
-import type { RawImage } from "./decode.ts";
+import { FIXTURES } from "../tests/support/helpers.ts";
+import type { RawImage } from "./raw_image.ts";
 import { CROP_SIZE, IMAGENET_MEAN, IMAGENET_STD, preprocess, resizedSize } from "./preprocess.ts";
 
 interface Case {

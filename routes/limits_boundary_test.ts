@@ -4,7 +4,7 @@
  * (`>=` for `>`) is a request wrongly refused or a flood wrongly let in.
  */
 import assert from "node:assert/strict";
-import { fixture, multipart, readyApp } from "../tests/helpers.ts";
+import { fixture, multipart, readyApp } from "../tests/support/helpers.ts";
 import { readImageHeader } from "../image/image_header.ts";
 
 const coffee = await fixture("images/coffee.jpg");

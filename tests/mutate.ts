@@ -178,7 +178,9 @@ async function runMutant(
   if (!file || count(await Deno.readTextFile(`${dir}/${file}`), mutant.find) !== 1) {
     // Code moves between modules: the snippet may now be in exactly one other source file.
     const holders: string[] = [];
-    for (const f of files.filter((f) => f.endsWith(".ts") && !f.endsWith("_test.ts"))) {
+    for (
+      const f of files.filter((f) => f.endsWith(".ts") && !f.endsWith("_test.ts") && !f.startsWith("tests/"))
+    ) {
       if (count(await Deno.readTextFile(`${dir}/${f}`), mutant.find) === 1) holders.push(f);
     }
     if (holders.length === 1) [file, moved] = [holders[0], ` (moved to ${holders[0]})`];

@@ -7,11 +7,11 @@
  * process under load, end to end.
  */
 import assert from "node:assert/strict";
-import { ControlledRunner } from "./controlled_runner.ts";
-import { captureLogs, fixture, sharedClassifier, testConfig, testTelemetry } from "./helpers.ts";
-import { buildClassifier } from "../model/startup.ts";
-import { loadLabels } from "../model/labels.ts";
-import { ModelState } from "../model/state.ts";
+import { ControlledRunner } from "./support/controlled_runner.ts";
+import { captureLogs, fixture, sharedClassifier, testConfig, testTelemetry } from "./support/helpers.ts";
+import { buildClassifier } from "../model/runtime/build.ts";
+import { loadLabels } from "../model/classes/labels.ts";
+import { ModelState } from "../model/runtime/state.ts";
 import { createApp } from "../routes/app.ts";
 
 const tick = () => new Promise((r) => setTimeout(r, 5));

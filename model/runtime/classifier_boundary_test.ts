@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import { Batcher, OverloadedError } from "./batcher.ts";
 import { Classifier, PixelLimitError } from "./classifier.ts";
 import type { ModelInfo } from "./runner.ts";
-import { ControlledRunner } from "../tests/controlled_runner.ts";
-import { fixture } from "../tests/helpers.ts";
+import { ControlledRunner } from "../../tests/support/controlled_runner.ts";
+import { fixture } from "../../tests/support/helpers.ts";
 
 function classifier(maxImagePixels: number, maxQueue = 8): Classifier {
   const runner = new ControlledRunner(3);

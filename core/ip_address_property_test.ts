@@ -7,7 +7,10 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { formatCidr, formatIp, parseCidr, parseIp, TrustedProxies } from "./client_address.ts";
+import { cidrContains, formatCidr, formatIp, parseCidr, parseIp } from "./ip_address.ts";
+
+/** Whether `address` is in the range `range` (both as text), as TrustedProxies asks it. */
+const inRange = (range: string, address: string) => cidrContains(parseCidr(range)!, parseIp(address)!);
 
 const RUNS = { numRuns: 400 };
 
@@ -160,7 +163,7 @@ Deno.test("CIDR membership equals a bit-by-bit comparison of the prefix, IPv4 an
       fc.property(near(len), fc.integer({ min: 0, max: len * 8 }), ([base, ip], prefix) => {
         const range = `${formatIp(base)}/${prefix}`;
         assert.equal(
-          new TrustedProxies([range]).has(formatIp(ip)),
+          inRange(range, formatIp(ip)),
           sameBits(base, ip, prefix),
           `${formatIp(ip)} in ${range}`,
         );
@@ -170,7 +173,7 @@ Deno.test("CIDR membership equals a bit-by-bit comparison of the prefix, IPv4 an
         assert.equal(formatCidr(cidr), range);
         // An IPv4 address is never in an IPv6 range, nor the reverse (mapped ones aside).
         const otherFamily = len === 4 ? "2001:db8::1" : "192.0.2.1";
-        if (prefix > 0 || len === 16) assert.equal(new TrustedProxies([range]).has(otherFamily), false);
+        if (prefix > 0 || len === 16) assert.equal(inRange(range, otherFamily), false);
       }),
       RUNS,
     );

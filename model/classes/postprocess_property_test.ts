@@ -1,11 +1,12 @@
 /**
  * Postprocessing against references: softmax against the float64 formula on
  * any row (logits of any sign and size, including ones that overflow a naive
- * exp), topK against a full sort, isProbabilityRow at its tolerance.
+ * exp), rankClasses against a stable full sort and the same formula,
+ * isProbabilityRow at its tolerance.
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { isProbabilityRow, softmaxInto, topK } from "./postprocess.ts";
+import { isProbabilityRow, rankClasses, softmaxInto } from "./postprocess.ts";
 
 /** softmax in float64: exp(x_i - max) / sum_j exp(x_j - max). */
 function reference(row: Float32Array): Float64Array {
@@ -58,7 +59,7 @@ Deno.test("softmax: exact values on known rows", () => {
   assert.ok(close(row[2], reference(Float32Array.of(1, 2, 3))[2]));
 });
 
-Deno.test("topK equals a stable full sort for any row and k", () => {
+Deno.test("rankClasses equals a stable full sort for any row and k, with softmax confidences", () => {
   fc.assert(
     fc.property(
       // Few distinct values, so ties are common.
@@ -68,18 +69,25 @@ Deno.test("topK equals a stable full sort for any row and k", () => {
         const row = Float32Array.from(values, (v) => v / 8);
         const labels = values.map((_, i) => `c${i}`);
         const expected = [...row.keys()].sort((a, b) => row[b] - row[a] || a - b).slice(0, k);
-        const got = topK(row, k, labels);
+        const got = rankClasses(row, k, labels, true);
         assert.deepEqual(got.map((c) => c.class_id), expected);
         assert.deepEqual(got.map((c) => c.class_name), expected.map((i) => `c${i}`));
         assert.deepEqual(got.map((c) => c.confidence), expected.map((i) => row[i]));
+        // As logits: the same ranking, each confidence the float64 softmax of the row.
+        const p = reference(row);
+        const asLogits = rankClasses(row, k, labels);
+        assert.deepEqual(asLogits.map((c) => c.class_id), expected);
+        for (const c of asLogits) {
+          assert.ok(Math.abs(c.confidence - p[c.class_id]) <= 1e-12, `${c.confidence}`);
+        }
       },
     ),
     { numRuns: 500 },
   );
 });
 
-Deno.test("topK names classes beyond the labels by number", () => {
-  assert.deepEqual(topK(Float32Array.of(0.1, 0.9), 1, ["a"]), [
+Deno.test("rankClasses names classes beyond the labels by number", () => {
+  assert.deepEqual(rankClasses(Float32Array.of(0.1, 0.9), 1, ["a"], true), [
     { class_id: 1, class_name: "class_1", confidence: Math.fround(0.9) },
   ]);
 });

@@ -8,9 +8,9 @@
  */
 import assert from "node:assert/strict";
 import { Batcher, CancelledError, DeadlineError, DrainingError, OverloadedError } from "./batcher.ts";
-import { TENSOR_SIZE } from "../image/preprocess.ts";
+import { TENSOR_SIZE } from "../../image/preprocess.ts";
 import type { ModelRunner } from "./runner.ts";
-import { ControlledRunner } from "../tests/controlled_runner.ts";
+import { ControlledRunner } from "../../tests/support/controlled_runner.ts";
 
 const image = (marker: number) => {
   const t = new Float32Array(TENSOR_SIZE);

@@ -16,9 +16,9 @@ import {
   splitBody,
   writeBytesElements,
   writeFloat32,
-} from "./v2_binary.ts";
-import { captureLogs, readyApp } from "../tests/helpers.ts";
-import { TENSOR_SIZE } from "../image/preprocess.ts";
+} from "./binary.ts";
+import { captureLogs, fixture, readyApp } from "../../tests/support/helpers.ts";
+import { TENSOR_SIZE } from "../../image/preprocess.ts";
 
 const RUNS = { numRuns: 300 };
 
@@ -98,7 +98,7 @@ Deno.test("Inference-Header-Content-Length: 0 to exactly the body's length split
 Deno.test("v2 infer over shape x datatype x data length, through the app", async () => {
   await captureLogs("info");
   const { app } = await readyApp({ MAX_IMAGES_PER_REQUEST: "2" });
-  const zeros = new Float32Array(2 * TENSOR_SIZE + 1);
+  const zeros = new Float32Array(3 * TENSOR_SIZE + 1); // up to one batch past the limit
   const valid = (shape: number[], datatype: string, length: number) =>
     datatype === "FP32" && shape.length === 4 && shape[0] >= 1 && shape[0] <= 2 && shape[1] === 3 &&
     shape[2] === 224 && shape[3] === 224 && length === shape.reduce((a, b) => a * b, 1);
@@ -161,7 +161,13 @@ Deno.test("v2 infer over shape x datatype x data length, through the app", async
       numRuns: 50,
       seed: 21,
       // Always tried: the channel dimension wrong with a whole image's values, as JSON and as binary.
-      examples: [[[1, 1, 224, 224], "FP32", "image", false], [[1, 1, 224, 224], "FP32", "image", true]],
+      // And the batch at MAX_IMAGES_PER_REQUEST (2) and one above it.
+      examples: [
+        [[1, 1, 224, 224], "FP32", "image", false],
+        [[1, 1, 224, 224], "FP32", "image", true],
+        [[2, 3, 224, 224], "FP32", 0, true],
+        [[3, 3, 224, 224], "FP32", 0, true],
+      ],
     },
   );
   assert.ok(served > 0, "some generated requests were valid");
@@ -170,7 +176,7 @@ Deno.test("v2 infer over shape x datatype x data length, through the app", async
 Deno.test("v2 image model: as many BYTES elements as the shape says, not one more or less", async (t) => {
   await captureLogs("info");
   const { app } = await readyApp({ MAX_IMAGES_PER_REQUEST: "4" });
-  const coffee = await Deno.readFile(new URL("../tests/fixtures/images/coffee.jpg", import.meta.url));
+  const coffee = await fixture("images/coffee.jpg");
   const n = 2;
   for (const count of [n - 1, n, n + 1]) {
     await t.step(`shape [${n}], ${count} elements, binary`, async () => {
