@@ -8,9 +8,9 @@
 import assert from "node:assert/strict";
 import { type FramerEvent, Http1Framer } from "./http_framing.ts";
 
-function events(text: string): FramerEvent[] {
+function events(text: string, role: "request" | "response" = "request"): FramerEvent[] {
   const bytes = new TextEncoder().encode(text);
-  const framer = new Http1Framer("request");
+  const framer = new Http1Framer(role);
   const out: FramerEvent[] = [];
   let i = 0;
   while (true) {
@@ -61,4 +61,25 @@ Deno.test("Transfer-Encoding with Content-Length is refused, in either order; ei
     events(`POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 15\r\n\r\n${body}${next}`),
     [...WHOLE, ...WHOLE],
   );
+});
+
+Deno.test("only the final transfer coding decides: gzip, chunked is framed; chunked, gzip is refused", () => {
+  const body = "5\r\nhello\r\n0\r\n\r\n";
+  const request = (codings: string) =>
+    events(`POST /predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ${codings}\r\n\r\n${body}`);
+  assert.deepEqual(request("gzip, chunked"), WHOLE);
+  assert.deepEqual(request("gzip,chunked"), WHOLE);
+  for (const codings of ["chunked, gzip", "chunked,identity", "gzip"]) {
+    assert.equal(request(codings).at(-1), "error", codings);
+  }
+});
+
+Deno.test("a response whose final coding is not chunked runs to the close, even after a chunked one", () => {
+  const body = "5\r\nhello\r\n0\r\n\r\n";
+  const response = (codings: string) =>
+    events(`HTTP/1.1 200 OK\r\nTransfer-Encoding: ${codings}\r\n\r\n${body}`, "response");
+  assert.deepEqual(response("chunked"), WHOLE);
+  assert.deepEqual(response("gzip, chunked"), WHOLE);
+  // Framed by the connection's end: the chunk syntax inside is the body's, not the framing's.
+  assert.deepEqual(response("chunked, gzip"), ["head_start", "head_end"]);
 });
