@@ -54,6 +54,8 @@ Deno.test("app over a model repository", async (t) => {
     await t.step("explicit mode: nothing should serve yet, so /ready is 200; /predict is 503", async () => {
       assert.equal((await app.request("/ready")).status, 200);
       assert.equal((await predict()).status, 503);
+      // model_ready says what /ready says: nothing should serve yet, so nothing is missing.
+      assert.match(await (await app.request("/metrics")).text(), /^model_ready 1$/m);
     });
 
     await t.step("after a load: /predict answers with the version; /info lists the repository", async () => {
@@ -84,6 +86,7 @@ Deno.test("app over a model repository", async (t) => {
       assert.match(body.models[0].reason, /Cannot load ONNX model/);
       const metrics = await (await app.request("/metrics")).text();
       assert.match(metrics, /^model_serving_ready\{model="broken"\} 0$/m);
+      assert.match(metrics, /^model_ready 0$/m);
       assert.match(metrics, /^model_serving_ready\{model="tiny"\} 1$/m);
       assert.match(metrics, /^model_version_state\{model="broken",version="1",state="UNAVAILABLE"\} 1$/m);
       assert.match(metrics, /^model_version_state\{model="tiny",version="1",state="READY"\} 1$/m);

@@ -58,9 +58,13 @@ export function modelReadings(state: ModelState, repository?: Repository): Model
   };
   if (!repository) return readings;
   const { registry } = repository;
-  const waiting = new Set(repository.notReady().map((m) => m.name));
+  const notReady = repository.notReady();
+  const waiting = new Set(notReady.map((m) => m.name));
   return {
     ...readings,
+    // With a repository, model_ready is what /ready answers: every model that should serve has a version
+    // ready (none, in explicit mode before any load), and the instance is not draining.
+    ...(repository.root ? { ready: notReady.length === 0 && state.status !== "draining" } : {}),
     versions: registry.index().filter((e) => e.version).map((e) => ({
       model: e.name,
       version: e.version,
