@@ -255,6 +255,8 @@ class Relay {
   #refuseAfter = 0;
   #refusalSent = false;
   #sendingRefusal: Promise<void> | undefined;
+  /** A request in the probe reserve that is not a probe: read to its end, not relayed, then refused. */
+  #discarding = false;
 
   constructor(ctx: RelayContext, client: Deno.TcpConn, readonly probeOnly = false) {
     this.#ctx = ctx;
@@ -360,13 +362,15 @@ class Relay {
     let i = 0;
     // Where the head being read began in this buffer (0 if in an earlier one, already relayed).
     let headStart = 0;
+    // A request being discarded (see head_end) is not relayed, from its head on.
+    let relayEnd = this.#discarding ? 0 : n;
     while (true) {
       i = f.advance(buf, i, n);
       switch (f.event) {
         case "none":
           // A head split across reads: its deadline runs (the first one's since the connection opened).
           if (f.inHead) this.#arm(this.#headerDeadline);
-          return n;
+          return relayEnd;
         case "head_start":
           headStart = i;
           if (this.#started > 0) {
@@ -376,9 +380,12 @@ class Relay {
           break;
         case "head_end":
           if (this.probeOnly && !PROBE_PATHS.has(f.path)) {
-            // In the reserve: this request is not relayed, and answered after those before it.
-            this.#refuse(PROBES_ONLY, "connection_limit", this.#started);
-            return headStart;
+            // In the reserve: this request is not relayed; its body is read (a client still uploading
+            // would fail on a close) and it is answered 503 at its end, after those before it.
+            this.#discarding = true;
+            this.#headerDeadline = Infinity;
+            relayEnd = headStart;
+            break;
           }
           this.#started++;
           this.#headerDeadline = Infinity;
@@ -386,6 +393,10 @@ class Relay {
           headStart = i;
           break;
         case "message_end":
+          if (this.#discarding) {
+            this.#refuse(PROBES_ONLY, "connection_limit", this.#started);
+            return relayEnd;
+          }
           headStart = i;
           break;
         case "error":
@@ -397,6 +408,7 @@ class Relay {
             f.failure === "head_too_large" ? "head_too_large" : "unframeable",
             f.failedInHead ? this.#started : this.#started - 1,
           );
+          if (this.#discarding) return relayEnd;
           return f.failedInHead ? headStart : i;
       }
     }
@@ -645,7 +657,18 @@ export function guardConnections(options: ConnectionGuardOptions): ConnectionGua
   let probes = 0;
   const turnAway = (conn: Deno.Conn, reason: RefusalReason, answer: Uint8Array) => {
     ctx.refuse(reason);
-    writeAll(conn, answer).catch(() => {}).finally(() => closeQuietly(conn));
+    // The client's request may already be on its way: closing with it unread would send a reset that can
+    // destroy the 503 before the client reads it. So FIN, then read (and discard) briefly.
+    const timer = setTimeout(() => closeQuietly(conn), IDLE_LINGER_MS);
+    (async () => {
+      await writeAll(conn, answer);
+      await conn.closeWrite();
+      const buf = new Uint8Array(4096);
+      while ((await conn.read(buf)) !== null) { /* discarded */ }
+    })().catch(() => {}).finally(() => {
+      clearTimeout(timer);
+      closeQuietly(conn);
+    });
   };
   let closing = false;
   const accepting = acceptLoop(listener, {

@@ -2,26 +2,29 @@
  * The file descriptor budget. Each client connection through the guard costs three descriptors (the
  * client's socket, the guard's connection to the HTTP server, and the server's side of it); without the
  * guard, one. When the process runs out, Deno's server stops accepting and parts of the runtime panic
- * (signal handlers, certificate loading), so MAX_CONNECTIONS is checked against RLIMIT_NOFILE at startup.
+ * (signal handlers, certificate loading), so MAX_CONNECTIONS is checked against the free descriptors at
+ * startup.
  */
 
 /** Descriptors the process holds besides client connections: model files, Workers, listeners, logs. */
 export const RESERVED_DESCRIPTORS = 256;
 
-/** The soft RLIMIT_NOFILE from the text of /proc/self/limits; undefined if absent or unlimited. */
-export function parseOpenFilesLimit(limits: string): number | undefined {
-  const line = limits.split("\n").find((l) => l.startsWith("Max open files"));
-  const soft = line?.slice("Max open files".length).trim().split(/\s+/)[0];
-  if (!soft || !/^\d+$/.test(soft)) return undefined;
-  return Number(soft);
-}
-
-/** Reads the soft RLIMIT_NOFILE (Linux); undefined where /proc is missing or unreadable. */
-export function openFilesLimit(): number | undefined {
+/**
+ * How many descriptors are free now, counted up to `want`: /dev/null is opened until `want` are open or
+ * the process runs out, then all are closed. Deno gives no getrlimit, and reading /proc/self/limits needs
+ * --allow-all, so the limit is measured rather than read. Never more than `want`: a process far from its
+ * limit never comes near it. Undefined where /dev/null cannot be opened (no permission, not Unix).
+ */
+export function freeDescriptors(want: number): number | undefined {
+  const files: Deno.FsFile[] = [];
   try {
-    return parseOpenFilesLimit(Deno.readTextFileSync("/proc/self/limits"));
-  } catch {
-    return undefined;
+    while (files.length < want) files.push(Deno.openSync("/dev/null", { read: true }));
+    return files.length;
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    return code === "EMFILE" || code === "ENFILE" ? files.length : undefined;
+  } finally {
+    for (const f of files) f.close();
   }
 }
 
@@ -39,6 +42,7 @@ export interface Budget {
 export function connectionBudget(
   maxConnections: number,
   perConnection: number,
+  /** Descriptors free now (freeDescriptors), or undefined if unknown. */
   limit: number | undefined,
   /** Connections kept beyond the cap (the probe reserve), which need descriptors too. */
   extra = 0,
@@ -47,8 +51,8 @@ export function connectionBudget(
   const fits = Math.floor((limit - RESERVED_DESCRIPTORS) / perConnection) - extra;
   if (fits < 1) {
     throw new RangeError(
-      `The open-files limit (${limit}, ulimit -n) leaves no descriptor for a connection: raise it above ${
-        RESERVED_DESCRIPTORS + perConnection * (extra + 1)
+      `Only ${limit} file descriptors are free (ulimit -n): too few for one connection; raise the limit by ${
+        RESERVED_DESCRIPTORS + perConnection * (extra + 1) - limit
       }`,
     );
   }
@@ -57,6 +61,6 @@ export function connectionBudget(
     maxConnections: fits,
     warning: `MAX_CONNECTIONS=${maxConnections} needs ${
       (maxConnections + extra) * perConnection + RESERVED_DESCRIPTORS
-    } file descriptors but the open-files limit is ${limit}: serving at most ${fits} connections (raise ulimit -n or lower MAX_CONNECTIONS)`,
+    } file descriptors but ${limit} are free (ulimit -n): serving at most ${fits} connections (raise the limit or lower MAX_CONNECTIONS)`,
   };
 }

@@ -11,7 +11,7 @@ import type { ConnectionInfo } from "../core/connection.ts";
 import { clientAddress, TrustedProxies } from "./client_address.ts";
 import { ACCEPT_ERROR_REASONS } from "./accept_loop.ts";
 import { type ConnectionGuard, REFUSAL_REASONS, type RefusalReason } from "./connection_guard.ts";
-import { connectionBudget, openFilesLimit } from "./descriptors.ts";
+import { connectionBudget, freeDescriptors, RESERVED_DESCRIPTORS } from "./descriptors.ts";
 import { guardConnectionsInWorker } from "./guard_thread.ts";
 import { problemResponse } from "../routes/problem.ts";
 
@@ -70,12 +70,10 @@ export async function startServer(deps: ServerDeps): Promise<RunningServer> {
   const { config } = deps;
   const log = logger("lifecycle");
   const guardOn = config.CONNECTION_GUARD === "on";
-  const budget = connectionBudget(
-    config.MAX_CONNECTIONS,
-    guardOn ? 3 : 1,
-    openFilesLimit(),
-    guardOn ? PROBE_RESERVE : 0,
-  );
+  const perConnection = guardOn ? 3 : 1;
+  const extra = guardOn ? PROBE_RESERVE : 0;
+  const wanted = (config.MAX_CONNECTIONS + extra) * perConnection + RESERVED_DESCRIPTORS;
+  const budget = connectionBudget(config.MAX_CONNECTIONS, perConnection, freeDescriptors(wanted), extra);
   if (budget.warning) log.warn(budget.warning, { max_connections: budget.maxConnections });
   return guardOn ? await startGuarded(deps, budget.maxConnections) : startDirect(deps);
 }

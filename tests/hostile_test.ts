@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { freePort, metricValue, type Started, startTask, waitReady } from "./support/gateway_process.ts";
 import { RawConnection, requestBytes } from "./support/raw_http.ts";
-import { sendResets } from "./support/resets.ts";
+import { PYTHON, sendResets } from "./support/resets.ts";
 
 const encoder = new TextEncoder();
 
@@ -299,4 +299,51 @@ Deno.test("hostile traffic on the public port, through the guard and to Deno.ser
       await server.status;
     }
   }
+});
+
+Deno.test("under a low open-files limit MAX_CONNECTIONS is clamped, and running out is a 503, not an exit", async () => {
+  const port = freePort();
+  // Deno has no setrlimit: python3 lowers RLIMIT_NOFILE and becomes `deno task start`.
+  const child = new Deno.Command(PYTHON, {
+    args: [
+      "-c",
+      "import os, resource; resource.setrlimit(resource.RLIMIT_NOFILE, (500, 500)); " +
+      "os.execvp('deno', ['deno', 'task', '--quiet', 'start'])",
+    ],
+    env: {
+      MODEL_SOURCE: "synthetic",
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      LOG_LEVEL: "warning",
+      NO_COLOR: "1",
+    },
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const stdout = new Response(child.stdout).text();
+  const held: Deno.Conn[] = [];
+  try {
+    await waitReady(port, 180_000);
+    // Each admitted connection answers; past the clamped cap (and the probe reserve) they get 503.
+    for (let i = 0; i < 120; i++) held.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+    const statuses = await Promise.all(held.map(async (conn) => {
+      await conn.write(encoder.encode("GET /info HTTP/1.1\r\nHost: x\r\n\r\n"));
+      const buf = new Uint8Array(64);
+      const n = await conn.read(buf);
+      return n ? Number(new TextDecoder().decode(buf.subarray(0, n)).split(" ")[1]) : 0;
+    }));
+    assert.ok(statuses.every((s) => s === 200 || s === 503), JSON.stringify(statuses));
+    assert.ok(statuses.filter((s) => s === 503).length > 0, "some refused");
+    assert.ok(statuses.filter((s) => s === 200).length > 10, "some served");
+    // With every slot held, the probes still answer from the reserve.
+    assert.equal((await health(port, 10_000)).status, 200);
+  } finally {
+    for (const conn of held) conn.close();
+    child.kill("SIGTERM");
+  }
+  const status = await child.status;
+  assert.equal(status.code, 0, "exited 0 on SIGTERM: never died of the shortage");
+  const warned = (await stdout).split("\n").filter(Boolean).map((l) => JSON.parse(l))
+    .find((l) => /MAX_CONNECTIONS=1024 needs \d+ file descriptors but \d+ are free/.test(String(l.message)));
+  assert.ok(warned, "the clamp was logged, naming the variable");
 });

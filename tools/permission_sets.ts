@@ -81,9 +81,9 @@ export const PERMISSION_SETS: Readonly<Record<string, PermissionSet>> = {
   gateway: {
     env: SERVICE_ENV,
     net: SERVICE_NET,
-    // ./server: the connection guard's Worker; /usr/bin/ldd: sharp's C-library check; /proc/self/limits:
-    // the open-files limit MAX_CONNECTIONS is checked against (server/descriptors.ts).
-    read: [...SERVICE_READ, "./server", "/usr/bin/ldd", "/proc/self/limits"],
+    // ./server: the connection guard's Worker; /usr/bin/ldd: sharp's C-library check; /dev/null: opened
+    // to count the free descriptors MAX_CONNECTIONS is checked against (server/descriptors.ts).
+    read: [...SERVICE_READ, "./server", "/usr/bin/ldd", "/dev/null"],
     write: ["./models"],
     // onnxruntime-node and sharp are native addons.
     ffi: ["./node_modules"],
@@ -98,7 +98,7 @@ export const PERMISSION_SETS: Readonly<Record<string, PermissionSet>> = {
   test: {
     env: [...SERVICE_ENV, ...Object.keys(TEST_VARIABLES)],
     net: ["127.0.0.1", "127.0.0.2", "127.0.0.3", "localhost", "0.0.0.0"],
-    read: [".", "/usr/bin/ldd"],
+    read: [".", "/usr/bin/ldd", "/dev/null"],
     // ./keys: key files for the real process, which may read them only there.
     write: ["./models", "./tests/tmp", "./keys"],
     ffi: ["./node_modules"],
