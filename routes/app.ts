@@ -36,8 +36,18 @@ export const PREDICTION_ROUTES = [
   { method: "POST", route: "/v2/models/:name/versions/:version/infer" },
 ] as const;
 
-/** What the SLIs tell apart: success, and every server error the gateway answers. */
-const SLI_STATUSES = [200, ...new Set(Object.values(PROBLEMS).map((p) => p.status).filter((s) => s >= 500))];
+/**
+ * What the SLIs tell apart: success, and every server error a route answers. The guard's 505 for an
+ * HTTP/2 preface is answered before any route, so no prediction route ever records it.
+ */
+const SLI_STATUSES = [
+  200,
+  ...new Set(
+    Object.entries(PROBLEMS)
+      .filter(([code, p]) => p.status >= 500 && code !== "http_version_not_supported")
+      .map(([, p]) => p.status),
+  ),
+];
 
 export interface AppDeps {
   config: Config;
