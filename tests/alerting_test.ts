@@ -77,6 +77,36 @@ Deno.test("amtool: the shipped routing is valid and routes by severity", async (
   });
 });
 
+Deno.test("every alert, severity and objective the routing names exists in the rules", async () => {
+  // A renamed alert would otherwise silently stop a route or an inhibition from matching.
+  const am: Any = parse(await read("deploy/alertmanager/alertmanager.yml"));
+  const rules: Any = parse(await read("deploy/prometheus/rules/inference-gateway.rules.yml"));
+  const alerts = rules.groups.flatMap((g: Any) => g.rules).filter((r: Any) => r.alert);
+  const known: Record<string, Set<string>> = {
+    alertname: new Set(alerts.map((a: Any) => a.alert)),
+    severity: new Set(alerts.map((a: Any) => a.labels.severity)),
+    slo: new Set(alerts.map((a: Any) => a.labels.slo).filter(Boolean)),
+  };
+  const matchers: string[] = [
+    ...am.route.routes.flatMap((r: Any) => r.matchers),
+    ...am.inhibit_rules.flatMap((r: Any) => [...r.source_matchers, ...r.target_matchers]),
+  ];
+  assert.ok(matchers.length >= 10);
+  for (const matcher of matchers) {
+    const [, name, op, value] = /^(\w+)(=~|=)"(.*)"$/.exec(matcher)!;
+    assert.ok(known[name], `${matcher}: matches on a label the rules define`);
+    const values = op === "=~" ? value.split("|") : [value];
+    for (const v of values) assert.ok(known[name].has(v), `${matcher}: ${v} is not in the rules`);
+  }
+  // Every alert is routed somewhere by its severity, and every inhibition compares labels alerts have.
+  for (const severity of known.severity) {
+    assert.ok(am.route.routes.some((r: Any) => r.matchers.includes(`severity="${severity}"`)), severity);
+  }
+  for (const rule of am.inhibit_rules) {
+    for (const label of rule.equal) assert.ok(["instance", "slo"].includes(label), label);
+  }
+});
+
 /** Fails every run as a native fault while `failing`; otherwise runs the real model. */
 class FlakyRunner implements ModelRunner {
   failing = true;
