@@ -76,7 +76,7 @@ export function superviseWorkers(
 }
 
 /**
- * What the model layer reports, as callbacks: observability/telemetry.ts
+ * What the model layer reports, as callbacks: model/repository/metrics.ts
  * builds them from the metric catalogue (modelHooks). Each is called through
  * the telemetry guard, so none can fail a request.
  */
