@@ -95,14 +95,16 @@ async function moduleGraph(entry: string): Promise<Graph> {
   return JSON.parse(decoder.decode(out.stdout));
 }
 
-const WORKER = /new Worker\(\s*new URL\(\s*["']([^"']+)["']\s*,\s*import\.meta\.url\s*\)/g;
+// A Worker module's URL, whether built inline in `new Worker(...)` or held in a constant for a helper
+// that starts the Worker (the int8 Worker's `callOnce`): every Worker module is named `*_worker.ts`.
+const WORKER = /new URL\(\s*["']([^"']+_worker\.ts)["']\s*,\s*import\.meta\.url\s*\)/g;
 const NODE_MODULES = new URL("node_modules/", ROOT).href;
 /** Specifiers that name no package: relative, absolute, URLs, and Node's and Deno's built-ins. */
 const NOT_A_PACKAGE = /^(\.{0,2}\/|[a-z][a-z0-9+.-]*:)/;
 
 /**
  * What production runs: the entry points (service tasks, the health check and
- * every Worker module they start, found by following `new Worker(new URL(...))`,
+ * every Worker module they start, found by following `new URL("…_worker.ts", import.meta.url)`,
  * which `deno info` does not) and the import-map keys the project's own modules
  * among them import.
  */
