@@ -75,9 +75,10 @@ export const topKQuery = z.object({
       "Which model answers (a model repository's); default: MODEL_NAME, or the repository's default",
     example: "resnet50",
   }),
+  // No example: Swagger UI's "Try it out" sends a parameter's example, and which versions exist is the
+  // deployment's, so any fixed one would answer 404.
   version: z.string().min(1, "a version").max(16, "a version").optional().meta({
     description: "Which of its versions answers; default: its default (highest serving) version",
-    example: "2",
   }),
 });
 
